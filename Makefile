@@ -1,0 +1,51 @@
+# piwheels developer commands. `make run` and `make test` are the front door:
+# each sets up what it needs (Debian packages when root, a virtualenv, the
+# Python packages) and then does its job.
+
+PYTHON ?= python3
+VENV ?= .venv
+VBIN := $(VENV)/bin
+VAR ?= var
+PYTEST_ARGS ?=
+DEB_PYTHON := /usr/bin/python3
+
+.PHONY: all develop sysdeps test test-venv test-debian run doc deb clean test-deploy
+
+all: develop
+
+sysdeps:
+	@scripts/install-deps
+
+$(VENV)/.installed: setup.py
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || scripts/install-deps-venv
+	$(PYTHON) -m venv $(VENV)
+	$(VBIN)/pip install -q --upgrade pip
+	$(VBIN)/pip install -q -e '.[master,slave,monitor,test,doc]'
+	$(VBIN)/pip download -q -d $(VENV)/wheelhouse setuptools wheel
+	touch $@
+
+develop: sysdeps $(VENV)/.installed
+
+test: test-venv test-debian
+
+test-venv: develop
+	$(VBIN)/python -m pytest $(PYTEST_ARGS) tests
+
+# The same suite on Debian bookworm's python3-* packages (the .debs' set),
+# for every test whose modules exist in Debian.
+test-debian: sysdeps $(VENV)/.installed
+	@scripts/install-debian-python
+	$(DEB_PYTHON) -m pytest -p no:cacheprovider $(PYTEST_ARGS) -m 'not venv_only' tests
+
+run: develop
+	$(VBIN)/python -m piwheels.devfarm --var $(VAR)
+
+doc: develop
+	$(VBIN)/sphinx-build -W -b html docs docs/_build/html
+
+deb:
+	dpkg-buildpackage -us -uc -b
+
+clean:
+	rm -rf build dist *.egg-info docs/_build .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

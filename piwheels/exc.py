@@ -1,0 +1,31 @@
+"""The exceptions of piwheels: one root, with leaves that also inherit the builtin that fits."""
+
+
+class PiwheelsError(Exception):
+    """Root of every error piwheels raises on purpose.
+
+    A command turns one of these into a one-line message on stderr and exits
+    with :attr:`exit_code`.
+    """
+    exit_code = 1
+
+
+class ConfigError(PiwheelsError, ValueError):
+    """A command-line option or configuration file value is wrong."""
+    exit_code = 2
+
+
+class ProtocolError(PiwheelsError, ValueError):
+    """A message failed to decode or did not match its queue's protocol."""
+
+
+class TransportError(PiwheelsError, IOError):
+    """A socket operation failed (timeout, peer gone)."""
+
+
+class DatabaseError(PiwheelsError, RuntimeError):
+    """The database is unreachable, the wrong version, or refused a request."""
+
+
+class MasterError(PiwheelsError, RuntimeError):
+    """The master refused a request or is not running."""

@@ -1,0 +1,6 @@
+"""Test configuration: the shared fixtures live in tests/fixtures/."""
+
+pytest_plugins = [
+    'tests.fixtures.db',
+    'tests.fixtures.index',
+]
