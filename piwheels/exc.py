@@ -29,3 +29,7 @@ class DatabaseError(PiwheelsError, RuntimeError):
 
 class MasterError(PiwheelsError, RuntimeError):
     """The master refused a request or is not running."""
+
+
+class MasterTimeout(TransportError, TimeoutError):
+    """The master did not answer a slave (or tool) within its timeout."""
