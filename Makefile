@@ -43,8 +43,9 @@ run: develop
 doc: develop
 	$(VBIN)/sphinx-build -W -b html docs docs/_build/html
 
+# The Debian packages, built in a copy of the tree, into dist/ (lintian-checked).
 deb:
-	dpkg-buildpackage -us -uc -b
+	scripts/build-debs
 
 clean:
 	rm -rf build dist *.egg-info docs/_build .pytest_cache
