@@ -15,23 +15,31 @@ uses :meth:`Protocol.reversed`, e.g.::
     queue = ctx.socket(transport.REQ,
                        protocol=reversed(protocols.slave_driver))  # slave
 
-Naming: a protocol is named after the task (or tool) that binds its queue,
-plus the queue's purpose where a task binds several, so ``grep`` finds both
-ends:
+Naming: a protocol is named after the task (or program) the queue serves,
+plus the queue's purpose where one task has several, so ``grep`` finds both
+ends. Each declaration's docstring says who binds and who connects:
 
-* ``task_control`` -- main thread -> each task's internal control queue
-* ``slave_driver`` -- piw-slave <-> SlaveDriver (build protocol)
-* ``file_juggler_files`` -- slave/importer <-> FileJuggler (chunk transfer)
-* ``file_juggler_fs`` -- master tasks -> FileJuggler (file-system RPC)
-* ``mr_chase`` -- piw-import/add/remove/rebuild <-> MrChase
-* ``the_oracle`` -- master tasks -> Seraph -> TheOracle (database RPC)
-* ``the_architect`` -- TheArchitect -> SlaveDriver (build queues)
+* ``task_control`` -- main thread -> every task (PAUSE/RESUME/QUIT);
+  ``slave_driver_control`` and ``big_brother_control`` extend it
+* ``slave_driver`` -- piw-slave <-> SlaveDriver (the build protocol)
+* ``file_juggler_files`` -- piw-slave / piw-import <-> FileJuggler
+  (chunked file transfer)
+* ``file_juggler_fs`` -- master tasks -> FileJuggler (file-system RPC:
+  EXPECT, VERIFY, REMOVE, STATVFS)
+* ``the_oracle`` -- master tasks -> Seraph -> TheOracle (database RPC, one
+  action per database method)
+* ``the_architect`` -- TheArchitect -> SlaveDriver (the build queue)
+* ``slave_driver_deletions`` -- CloudGazer / MrChase -> SlaveDriver
 * ``big_brother`` -- tasks -> BigBrother (statistics)
 * ``the_secretary`` -- tasks -> TheSecretary (web page requests)
 * ``the_scribe`` -- TheSecretary -> TheScribe (web page writes)
-* ``monitor_stats`` -- master -> piw-monitor / piw-sense (status PUB)
+* ``master_status`` -- tasks -> master main thread (status, internal)
+* ``monitor_status`` -- master -> piw-monitor / piw-sense (status PUB)
 * ``master_control`` -- piw-monitor / piw-sense -> master (control)
-* ``lumberjack`` -- piw-logger <-> Lumberjack (access-log records)
+* ``mr_chase`` -- piw-import / piw-add / piw-remove / piw-rebuild <->
+  MrChase
+* ``lumberjack`` -- piw-logger -> Lumberjack (batches of access-log
+  records)
 
 Each data shape is defined once: either a plain type (``str``), a
 :mod:`typing` form (``Optional[str]``, ``List[BuiltFile]``,
@@ -47,7 +55,7 @@ import math
 import typing
 from datetime import datetime, timedelta, timezone
 
-from voluptuous import Invalid, MultipleInvalid, Schema
+from voluptuous import ALLOW_EXTRA, Invalid, MultipleInvalid, Required, Schema
 
 from .exc import ProtocolError
 
@@ -255,6 +263,184 @@ def _raise_not_none(value):
     raise _invalid('expected None, got {}'.format(_type_name(value)))
 
 
+class Check:
+    """Base of the field checks declared here; a check is a callable
+    ``check(value) -> value`` raising :exc:`voluptuous.Invalid`."""
+
+    __slots__ = ()
+
+
+class Text(Check):
+    """A str of *min_length* to *max_length* characters without NULs.
+
+    :param int max_length: the longest value accepted.
+    :param int min_length: the shortest value accepted (default 1).
+    """
+
+    __slots__ = ('min_length', 'max_length')
+
+    def __init__(self, max_length, min_length=1):
+        self.min_length = min_length
+        self.max_length = max_length
+
+    def __repr__(self):
+        return 'Text({}..{})'.format(self.min_length, self.max_length)
+
+    def __call__(self, value):
+        if not isinstance(value, str):
+            raise _invalid('expected str, got {}'.format(_type_name(value)))
+        if not self.min_length <= len(value) <= self.max_length:
+            raise _invalid('length {} is outside {}..{}'.format(
+                len(value), self.min_length, self.max_length))
+        if '\x00' in value:
+            raise _invalid('NUL character in text')
+        return value
+
+
+class Natural(Check):
+    """An int from 0 to *maximum* (default: PostgreSQL's largest bigint)."""
+
+    __slots__ = ('maximum',)
+
+    def __init__(self, maximum=2 ** 63 - 1):
+        self.maximum = maximum
+
+    def __repr__(self):
+        return 'Natural(0..{})'.format(self.maximum)
+
+    def __call__(self, value):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _invalid('expected int, got {}'.format(_type_name(value)))
+        if not 0 <= value <= self.maximum:
+            raise _invalid('{} is outside 0..{}'.format(value, self.maximum))
+        return value
+
+
+class Sha256(Check):
+    """A SHA256 digest as 64 lower-case hexadecimal digits."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return 'Sha256()'
+
+    def __call__(self, value):
+        if (isinstance(value, str) and len(value) == 64
+                and all(c in '0123456789abcdef' for c in value)):
+            return value
+        raise _invalid('expected a SHA256 hex digest, got {!r}'.format(
+            value if not isinstance(value, str) else value[:80]))
+
+
+class WheelTags(typing.NamedTuple):
+    """The parts of a wheel's filename (PEP 427), see
+    :func:`parse_wheel_filename`."""
+
+    package_tag: str           # distribution name, e.g. "numpy"
+    package_version_tag: str   # version, e.g. "1.26.4"
+    build_tag: str             # optional build number, '' when absent
+    py_version_tag: str        # e.g. "cp311"
+    abi_tag: str               # e.g. "cp311" or "none"
+    platform_tag: str          # e.g. "linux_armv7l"
+
+
+_WHEEL_PART_CHARS = frozenset(
+    'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+!')
+
+
+def parse_wheel_filename(filename):
+    """Split a wheel's *filename* into its :class:`WheelTags`.
+
+    Only a plain name is accepted: no directory separators, no ``..``, no
+    leading dot, no characters outside PEP 427's, at most 255 characters,
+    ending in ``.whl`` with five or six ``-``-separated parts (the optional
+    build tag starting with a digit). This is what makes a filename received
+    from the network safe to join to the output directory.
+
+    :raises ValueError: saying what is wrong with *filename*.
+    """
+    if not isinstance(filename, str):
+        raise ValueError('wheel filename must be a str')
+    if not 0 < len(filename) <= 255:
+        raise ValueError('wheel filename of {} characters'.format(
+            len(filename)))
+    if '/' in filename or '\\' in filename or '..' in filename:
+        raise ValueError('wheel filename {!r} contains a path'.format(
+            filename))
+    if filename.startswith('.') or not filename.endswith('.whl'):
+        raise ValueError('{!r} is not a wheel filename'.format(filename))
+    parts = filename[:-len('.whl')].split('-')
+    if len(parts) not in (5, 6) or not all(parts):
+        raise ValueError('{!r} is not a wheel filename'.format(filename))
+    for part in parts:
+        if not set(part) <= _WHEEL_PART_CHARS:
+            raise ValueError('wheel filename {!r} has characters outside '
+                             'PEP 427'.format(filename))
+    if len(parts) == 6:
+        package, version, build, py_tag, abi, platform = parts
+        if not build[0].isdigit():
+            raise ValueError('wheel filename {!r} has a bad build tag'.format(
+                filename))
+    else:
+        package, version, py_tag, abi, platform = parts
+        build = ''
+    return WheelTags(package, version, build, py_tag, abi, platform)
+
+
+class WheelFilename(Check):
+    """A plain wheel filename, see :func:`parse_wheel_filename`."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return 'WheelFilename()'
+
+    def __call__(self, value):
+        try:
+            parse_wheel_filename(value)
+        except ValueError as exc:
+            raise _invalid(str(exc)) from None
+        return value
+
+
+class Batch(Check):
+    """A list of up to *max_items* values of *shape* (log record batches).
+
+    :param shape: the shape of each item (anything :func:`validator`
+        takes).
+    :param int max_items: the most items accepted.
+    """
+
+    __slots__ = ('shape', 'max_items', '_validate')
+
+    def __init__(self, shape, max_items):
+        self.shape = shape
+        self.max_items = max_items
+        self._validate = _list_of(validator(shape))
+
+    def __repr__(self):
+        return 'Batch({}, {})'.format(_describe(self.shape), self.max_items)
+
+    def __call__(self, value):
+        if isinstance(value, (list, tuple)) and len(value) > self.max_items:
+            raise _invalid('batch of {} items exceeds {}'.format(
+                len(value), self.max_items))
+        return self._validate(value)
+
+
+class Anything(Check):
+    """Any value CBOR can carry; used only where a later check (a payload's
+    ``validated``) validates it."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return 'Anything()'
+
+    def __call__(self, value):
+        return value
+
+
 def validator(annotation):
     """Return the validating callable for *annotation*.
 
@@ -269,6 +455,8 @@ def validator(annotation):
     """
     if annotation is None:
         annotation = type(None)
+    if isinstance(annotation, Check):
+        return annotation
     if isinstance(annotation, type) and hasattr(annotation, '_payload_fields'):
         return annotation.validate
     try:
@@ -303,10 +491,15 @@ def payload(cls):
     :meth:`as_message` and :meth:`from_message`. On the wire a payload is a
     CBOR array of its fields in declaration order; receivers get an instance
     of the class.
+
+    A class may define ``validated(self)`` for checks across fields: it
+    returns the instance to use (itself, or a corrected copy) or raises
+    :exc:`ValueError` with the reason.
     """
     fields = [
         (name, validator(cls.__annotations__[name])) for name in cls._fields
     ]
+    cross_check = getattr(cls, 'validated', None)
 
     def validate(value):
         if not isinstance(value, (list, tuple)):
@@ -322,7 +515,13 @@ def payload(cls):
                 result.append(check(item))
             except Invalid as exc:
                 raise _invalid(exc.msg, [name] + exc.path) from None
-        return cls(*result)
+        instance = cls(*result)
+        if cross_check is not None:
+            try:
+                instance = cross_check(instance)
+            except ValueError as exc:
+                raise _invalid(str(exc)) from None
+        return instance
 
     def schema():
         """Return the voluptuous schema of this payload."""
@@ -447,6 +646,507 @@ class Protocol:
                 describe_invalid(exc))) from None
 
 
+
+# -- limits and field types ----------------------------------------------------
+
+#: Version of the slave <-> master protocols (``slave_driver`` and
+#: ``file_juggler_files``); a slave announcing another is sent DIE.
+PROTOCOL_VERSION = 1
+
+#: The longest build log (characters) a BUILT or IMPORT may carry; slaves
+#: keep the head and tail of longer logs.
+MAX_BUILD_OUTPUT = 2 * 1024 * 1024
+
+#: The largest chunk a FETCH may ask for, in bytes.
+MAX_CHUNK_SIZE = 4 * 1024 * 1024
+
+#: The most records one LOG* message may carry.
+MAX_LOG_BATCH = 10000
+
+Name = Text(200)                  # package names, versions, tags, labels
+OptionalText = Text(1000, 0)      # skip reasons, descriptions of errors
+Description = Text(10000, 0)      # project descriptions (PyPI summaries)
+Output = Text(MAX_BUILD_OUTPUT, 0)
+ErrorText = Text(2000)            # one-line error messages in replies
+Count = Natural()                 # sizes, counts, ids
+Hash = Sha256()
+Filename = WheelFilename()
+
+
+# -- payloads --------------------------------------------------------------------
+
+@payload
+class PackageVersion(typing.NamedTuple):
+    """A version of a package."""
+
+    package: Name              # the package's name
+    version: Name              # the version string as PyPI has it
+
+
+@payload
+class BuiltFile(typing.NamedTuple):
+    """A wheel produced by a build, as the slave (or importer) reports it.
+
+    The tags must be exactly the parts of *filename*; a filename with a path
+    in it is refused (:func:`parse_wheel_filename`).
+    """
+
+    filename: Filename         # the wheel's plain filename
+    filesize: Count            # its size in bytes
+    filehash: Hash             # SHA256 of its contents (hex)
+    package_tag: Name          # 1st part of the filename
+    package_version_tag: Name  # 2nd part of the filename
+    py_version_tag: Name       # 3rd-from-last part, e.g. "cp311"
+    abi_tag: Name              # 2nd-from-last part, e.g. "cp311", "none"
+    platform_tag: Name         # last part, e.g. "linux_armv7l"
+    requires_python: typing.Optional[Text(200, 0)]  # Requires-Python, or None
+    dependencies: typing.Dict[Name, typing.Set[Name]]  # tool -> packages,
+    # e.g. {'apt': {'libc6', 'libatlas3-base'}}
+
+    def validated(self):
+        tags = parse_wheel_filename(self.filename)
+        for field in ('package_tag', 'package_version_tag', 'py_version_tag',
+                      'abi_tag', 'platform_tag'):
+            if getattr(self, field) != getattr(tags, field):
+                raise ValueError('{} {!r} does not match filename {!r}'.format(
+                    field, getattr(self, field), self.filename))
+        return self
+
+
+#: Why a build failed (BuildResult.failure / BuildRecord.failure): '' when
+#: it succeeded; 'error' the build itself failed; 'timeout' it outlived the
+#: build timeout; 'killed' out of memory or killed by a signal; 'disk' the
+#: disk filled; 'network' the source could not be fetched. All but 'error'
+#: are transient and retried later.
+Failure = typing.Literal['', 'error', 'timeout', 'killed', 'disk', 'network']
+
+
+@payload
+class SlaveHello(typing.NamedTuple):
+    """A build slave introducing itself (slave_driver HELLO)."""
+
+    protocol_version: Count    # PROTOCOL_VERSION of the slave's code
+    piwheels_version: Name     # piwheels.__version__ of the slave
+    build_timeout: timedelta   # the slave's build timeout (clamped by the
+    # master, which says what it allows in ACK)
+    master_timeout: timedelta  # how long the slave waits for a reply
+    # before starting again from HELLO
+    py_version_tag: Name       # Python tag it builds for, e.g. "cp311"
+    abi_tag: Name              # ABI tag it builds for, e.g. "cp311"
+    platform_tag: Name         # platform tag, e.g. "linux_armv7l"
+    label: Name                # free-form label, usually the hostname
+    os_name: OptionalText      # e.g. "Debian GNU/Linux"
+    os_version: OptionalText   # e.g. "12 (bookworm)"
+    board_revision: OptionalText  # e.g. "c03111", '' when unknown
+    board_serial: OptionalText    # board serial number, '' when unknown
+
+
+@payload
+class SlaveAck(typing.NamedTuple):
+    """The master welcoming a slave (slave_driver ACK)."""
+
+    slave_id: Count            # the master's id for the slave (for logs)
+    pypi_url: Text(2000)       # the simple index to build from
+    build_timeout: timedelta   # the build timeout to use: the slave's,
+    # clamped to the master's limits
+
+
+@payload
+class SlaveStats(typing.NamedTuple):
+    """Resource statistics of a build slave (slave_driver IDLE and BUSY)."""
+
+    timestamp: datetime        # the slave's clock when it sent them (UTC)
+    disk_size: Count           # bytes in the build file-system
+    disk_free: Count           # bytes free there
+    mem_size: Count            # bytes of RAM
+    mem_free: Count            # bytes of RAM available to builds
+    swap_size: Count           # bytes of swap
+    swap_free: Count           # bytes of swap free
+    load_average: float        # one-minute load average
+    cpu_temp: typing.Optional[float]  # CPU temperature (Celsius) or None
+
+
+@payload
+class BuildRequest(typing.NamedTuple):
+    """What a slave is to build (slave_driver BUILD)."""
+
+    package: Name              # the package to build
+    version: Name              # exactly this version
+
+
+@payload
+class BuildResult(typing.NamedTuple):
+    """The outcome of a slave's build (slave_driver BUILT)."""
+
+    status: bool               # True if the build succeeded
+    duration: timedelta        # how long pip took
+    output: Output             # the build log
+    files: typing.List[BuiltFile]  # the wheels produced ([] on failure)
+    failure: Failure           # why it failed ('' when it succeeded)
+
+
+@payload
+class BuildRecord(typing.NamedTuple):
+    """A complete build attempt: imported (mr_chase IMPORT) or logged
+    (the_oracle LOGBUILD). :class:`piwheels.states.BuildState` converts to
+    and from it."""
+
+    slave_id: Count            # the slave that built it (0 for imports)
+    package: Name              # the package built
+    version: Name              # the version built
+    abi_tag: typing.Optional[Name]  # the ABI built for; None only in IMPORT
+    # (the master then uses its default ABI)
+    status: bool               # True if the build succeeded
+    duration: timedelta        # how long the build took
+    output: Output             # the build log
+    files: typing.List[BuiltFile]  # the wheels produced
+    failure: Failure           # why it failed ('' when it succeeded)
+
+
+@payload
+class Chunk(typing.NamedTuple):
+    """A piece of a file being transferred (file_juggler_files CHUNK)."""
+
+    offset: Count              # where in the file *data* starts
+    data: bytes                # the bytes (at most the FETCHed length)
+
+
+@payload
+class Fetch(typing.NamedTuple):
+    """A request for a piece of a file (file_juggler_files FETCH)."""
+
+    offset: Count              # where in the file to start
+    length: Natural(MAX_CHUNK_SIZE)  # how many bytes to send
+
+
+@payload
+class ExpectFile(typing.NamedTuple):
+    """Tell FileJuggler a transfer is coming (file_juggler_fs EXPECT)."""
+
+    slave_id: Count            # the slave (or importer) that will send it
+    file: BuiltFile            # the file, with its size and hash
+
+
+@payload
+class VerifyFile(typing.NamedTuple):
+    """Ask FileJuggler to verify a finished transfer and publish it
+    (file_juggler_fs VERIFY)."""
+
+    slave_id: Count            # the slave that sent the file
+    package: Name              # the package whose directory receives it
+
+
+@payload
+class RemoveFile(typing.NamedTuple):
+    """Ask FileJuggler to delete a published wheel (file_juggler_fs
+    REMOVE)."""
+
+    package: Name              # the package directory holding it
+    filename: Filename         # the wheel to delete
+
+
+@payload
+class DiskUsage(typing.NamedTuple):
+    """The output file-system's space (file_juggler_fs STATVFS reply,
+    big_brother STATFS)."""
+
+    disk_size: Count           # bytes in the file-system
+    disk_free: Count           # bytes available to the master
+
+
+@payload
+class NewPackage(typing.NamedTuple):
+    """Register a package (the_oracle NEWPKG)."""
+
+    package: Name              # the package's canonical name
+    skip: OptionalText         # reason never to build it, or ''
+    description: Description   # PyPI summary, or ''
+
+
+@payload
+class NewVersion(typing.NamedTuple):
+    """Register a version (the_oracle NEWVER)."""
+
+    package: Name              # the package (must exist)
+    version: Name              # the version
+    released: typing.Optional[datetime]  # release time (UTC), None: now
+    skip: OptionalText         # reason never to build it, or ''
+
+
+@payload
+class PackageName(typing.NamedTuple):
+    """Record a name a package was seen under (the_oracle NEWPKGNAME)."""
+
+    package: Name              # the canonical name
+    name: Name                 # the alias
+    seen: datetime             # when it was last seen (UTC)
+
+
+@payload
+class PackageText(typing.NamedTuple):
+    """A package and a piece of text: SETDESC (the description) and SKIPPKG
+    (the skip reason) of the_oracle."""
+
+    package: Name              # the package
+    text: Description          # the description or the reason
+
+
+@payload
+class VersionText(typing.NamedTuple):
+    """A version and a reason (the_oracle SKIPVER)."""
+
+    package: Name              # the package
+    version: Name              # the version
+    text: OptionalText         # the skip reason ('' to build again)
+
+
+@payload
+class RewritePending(typing.NamedTuple):
+    """A page rewrite TheSecretary is holding back (the_oracle
+    LOADRWP/SAVERWP), kept across restarts."""
+
+    package: Name              # the package whose pages are due
+    added_at: datetime         # when the request arrived (UTC)
+    command: typing.Literal['PROJECT', 'BOTH']  # which pages
+
+
+@payload
+class DatabaseStats(typing.NamedTuple):
+    """Build and download statistics from the database (the_oracle
+    GETSTATS reply)."""
+
+    packages_built: Count      # packages with at least one built version
+    builds_last_hour: typing.Dict[Name, Count]  # ABI -> builds in the
+    # last hour
+    builds_time: timedelta     # total time spent building
+    builds_size: Count         # total bytes of wheels
+    new_last_hour: Count       # versions registered in the last hour
+    files_count: Count         # wheels in the index
+    downloads_last_hour: Count  # downloads in the last hour
+    downloads_last_month: Count  # downloads in the last 30 days
+    downloads_all: Count       # downloads ever
+
+
+@payload
+class MasterStats(typing.NamedTuple):
+    """Statistics of the whole farm, made by BigBrother for the home page
+    and the monitors."""
+
+    timestamp: datetime        # when they were gathered (UTC)
+    packages_built: Count      # packages with at least one built version
+    builds_last_hour: typing.Dict[Name, Count]  # ABI -> builds in the
+    # last hour
+    builds_time: timedelta     # total time spent building
+    builds_size: Count         # total bytes of wheels
+    builds_pending: typing.Dict[Name, Count]  # ABI -> versions waiting
+    new_last_hour: Count       # versions registered in the last hour
+    files_count: Count         # wheels in the index
+    downloads_last_hour: Count  # downloads in the last hour
+    downloads_last_month: Count  # downloads in the last 30 days
+    downloads_all: Count       # downloads ever
+    disk_size: Count           # bytes in the output file-system
+    disk_free: Count           # bytes free there
+    mem_size: Count            # bytes of RAM on the master
+    mem_free: Count            # bytes of RAM available
+    swap_size: Count           # bytes of swap
+    swap_free: Count           # bytes of swap free
+    load_average: float        # one-minute load average
+    cpu_temp: typing.Optional[float]  # CPU temperature (Celsius) or None
+
+
+@payload
+class BuildLog(typing.NamedTuple):
+    """A build log to publish (the_secretary / the_scribe LOG)."""
+
+    build_id: Count            # the build's id in the database
+    output: Output             # the log
+
+
+@payload
+class DownloadState(typing.NamedTuple):
+    """One wheel download from the web server's log (LOGDOWNLOAD)."""
+
+    filename: Filename         # the wheel downloaded
+    host: Name                 # the client's address
+    timestamp: datetime        # when (UTC)
+    arch: typing.Optional[Name]  # from pip's user agent, e.g. "armv7l"
+    distro_name: typing.Optional[Name]  # e.g. "Raspbian GNU/Linux"
+    distro_version: typing.Optional[Name]  # e.g. "12"
+    os_name: typing.Optional[Name]  # e.g. "Linux"
+    os_version: typing.Optional[Name]  # e.g. the kernel's version
+    py_name: typing.Optional[Name]  # e.g. "CPython"
+    py_version: typing.Optional[Name]  # e.g. "3.11.2"
+    installer_name: typing.Optional[Name]  # e.g. "pip"
+    installer_version: typing.Optional[Name]  # e.g. "23.0.1"
+    setuptools_version: typing.Optional[Name]  # e.g. "66.1.1"
+
+
+@payload
+class SearchState(typing.NamedTuple):
+    """One fetch of a package's simple index page by pip (LOGSEARCH)."""
+
+    package: Name              # the package looked up
+    host: Name                 # the client's address
+    timestamp: datetime        # when (UTC)
+    arch: typing.Optional[Name]  # the rest as in DownloadState
+    distro_name: typing.Optional[Name]
+    distro_version: typing.Optional[Name]
+    os_name: typing.Optional[Name]
+    os_version: typing.Optional[Name]
+    py_name: typing.Optional[Name]
+    py_version: typing.Optional[Name]
+    installer_name: typing.Optional[Name]
+    installer_version: typing.Optional[Name]
+    setuptools_version: typing.Optional[Name]
+
+
+@payload
+class ProjectState(typing.NamedTuple):
+    """One view of a project page (LOGPROJECT)."""
+
+    package: Name              # the project viewed
+    host: Name                 # the client's address
+    timestamp: datetime        # when (UTC)
+    user_agent: Text(1000, 0)  # the browser's user agent
+
+
+@payload
+class JSONState(typing.NamedTuple):
+    """One fetch of a project's JSON (LOGJSON)."""
+
+    package: Name              # the project fetched
+    host: Name                 # the client's address
+    timestamp: datetime        # when (UTC)
+    user_agent: Text(1000, 0)  # the client's user agent
+
+
+@payload
+class PageState(typing.NamedTuple):
+    """One view of another page of the site (LOGPAGE)."""
+
+    page: Text(1000)           # the page's path, e.g. "faq.html"
+    host: Name                 # the client's address
+    timestamp: datetime        # when (UTC)
+    user_agent: Text(1000, 0)  # the browser's user agent
+
+
+@payload
+class ImportPackage(typing.NamedTuple):
+    """Add or change a package (mr_chase ADDPKG, from piw-add)."""
+
+    package: Name              # the package
+    description: typing.Optional[Description]  # new description, None: keep
+    skip: typing.Optional[OptionalText]  # reason never to build it; ''
+    # unskips; None: keep
+    aliases: typing.List[Name]  # other names it is known by
+
+
+@payload
+class ImportVersion(typing.NamedTuple):
+    """Add or change a version (mr_chase ADDVER, from piw-add)."""
+
+    package: Name              # the package (added if new)
+    version: Name              # the version
+    released: typing.Optional[datetime]  # release time (UTC), None: keep
+    # (or now, for a new version)
+    skip: typing.Optional[OptionalText]  # reason never to build it; ''
+    # unskips; None: keep
+    yanked: typing.Optional[bool]  # True yanks, False unyanks, None keeps
+
+
+@payload
+class RemovePackage(typing.NamedTuple):
+    """Remove a package, or only its builds (mr_chase REMPKG)."""
+
+    package: Name              # the package
+    builds_only: bool          # keep the package, remove builds and files
+    skip: OptionalText         # if not '': keep it, marked never to build
+
+
+@payload
+class RemoveVersion(typing.NamedTuple):
+    """Remove a version, or only its builds (mr_chase REMVER)."""
+
+    package: Name              # the package
+    version: Name              # the version
+    builds_only: bool          # keep the version, remove builds and files
+    skip: OptionalText         # if not '': keep it, marked never to build
+
+
+@payload
+class Rebuild(typing.NamedTuple):
+    """Ask for pages to be written again (mr_chase REBUILD)."""
+
+    part: typing.Literal['HOME', 'SEARCH', 'PROJECT', 'BOTH']  # which pages
+    package: typing.Optional[Name]  # PROJECT/BOTH: the package, or None
+    # for every package; None for HOME and SEARCH
+
+
+@payload
+class MasterInfo(typing.NamedTuple):
+    """The master introducing itself to monitors (monitor_status HELLO)."""
+
+    timestamp: datetime        # the master's clock (UTC)
+    label: Name                # the master's hostname
+    piwheels_version: Name     # piwheels.__version__ of the master
+
+
+@payload
+class SlaveEvent(typing.NamedTuple):
+    """A message between SlaveDriver and a slave, told to the monitors
+    (master_status / monitor_status SLAVE). *action* and *data* are
+    validated as a slave_driver message; *data* is None when the action
+    carries none."""
+
+    slave_id: Count            # the slave concerned
+    timestamp: datetime        # when the message passed (UTC)
+    action: Name               # the slave_driver action, e.g. "BUILD"
+    data: Anything()           # its data, as slave_driver declares it
+
+    def validated(self):
+        if self.action in slave_driver.recv:
+            direction = 'recv'
+        elif self.action in slave_driver.send:
+            direction = 'send'
+        else:
+            raise ValueError('{!r} is not a slave_driver action'.format(
+                self.action))
+        data = slave_driver.check(
+            direction, self.action,
+            NoData if self.data is None else self.data)
+        return self._replace(data=None if data is NoData else data)
+
+
+_PROJECT_FILE = {
+    Required('hash'): Hash,                 # SHA256 of the wheel
+    Required('size'): Count,                # its size in bytes
+    Required('abi_tag'): Name,              # the ABI it was built for
+    Required('requires_python'): validator(typing.Optional[Text(200, 0)]),
+    Required('apt_dependencies'): validator(typing.Set[Name]),
+}
+_PROJECT_ABI = {
+    Required('build_id'): validator(typing.Optional[Count]),  # last build
+    Required('status'): Name,               # e.g. 'success', 'fail', 'skip'
+    Required('skip'): OptionalText,         # why it is not built, or ''
+}
+_PROJECT_RELEASE = {
+    Required('abis'): {Name: _PROJECT_ABI},        # ABI -> its build
+    Required('files'): {Filename: _PROJECT_FILE},  # wheel -> its details
+    Required('released'): validator(datetime),     # release time (UTC)
+    Required('yanked'): validator(bool),           # yanked on PyPI
+    Required('skip'): OptionalText,                # why never built, or ''
+}
+
+#: The data of a project page and JSON (the_oracle PROJDATA reply), as
+#: db.Database.get_project_data returns it. Further keys are allowed (and
+#: passed through as decoded); these are required.
+ProjectData = Schema({
+    Required('name'): Name,                 # the package's name
+    Required('description'): Description,   # its PyPI summary
+    Required('releases'): {Name: _PROJECT_RELEASE},  # version -> release
+}, extra=ALLOW_EXTRA)
+
+
 # -- the queues ----------------------------------------------------------------
 
 task_control = Protocol(name='task_control', recv={
@@ -454,5 +1154,239 @@ task_control = Protocol(name='task_control', recv={
     'RESUME': NoData,  # carry on after PAUSE
     'QUIT': NoData,    # leave the task loop and close every socket
 })
-"""Main thread -> each task's internal control queue (inproc PULL in the
-task, bound by the task). Tasks that take more commands extend ``recv``."""
+"""Main thread -> each task's internal control queue (the task binds a
+PULL on inproc; its control methods PUSH). Tasks with more commands extend
+it: :data:`slave_driver_control`, :data:`big_brother_control`."""
+
+#: A slave id, or None for every slave and the master itself.
+SlaveTarget = typing.Optional[Count]
+
+slave_driver_control = Protocol(name='slave_driver_control', recv=dict(
+    task_control.recv,
+    KILL=SlaveTarget,   # tell the slave (None: all) DIE at its next request
+    SKIP=Count,         # abandon the slave's current build (DONE to BUSY)
+    SLEEP=SlaveTarget,  # answer the slave's (None: all) IDLE with SLEEP
+    WAKE=SlaveTarget,   # undo SLEEP
+    HELLO=NoData,       # replay every slave's HELLO on master_status
+))
+"""Main thread -> SlaveDriver's control queue: :data:`task_control` plus
+the monitor's commands."""
+
+big_brother_control = Protocol(name='big_brother_control', recv=dict(
+    task_control.recv,
+    STATS=NoData,       # replay the latest MasterStats on master_status
+))
+"""Main thread -> BigBrother's control queue."""
+
+slave_driver = Protocol(name='slave_driver', max_size=16 * 1024 * 1024, recv={
+    'HELLO': SlaveHello,   # first message of a (re)started slave
+    'IDLE': SlaveStats,    # ready for a job
+    'BUSY': SlaveStats,    # still building (every few seconds)
+    'BUILT': BuildResult,  # the build finished, in answer to CONT
+    'SENT': NoData,        # the file asked for by SEND has been transferred
+    'BYE': NoData,         # the slave is leaving (no reply is sent)
+}, send={
+    'ACK': SlaveAck,       # to HELLO: welcome, with the slave's id
+    'SLEEP': NoData,       # to IDLE: nothing to do, ask again later
+    'BUILD': BuildRequest,  # to IDLE: build this
+    'CONT': NoData,        # to BUSY: carry on building
+    'DONE': NoData,        # to BUSY: abandon the build; to BUILT/SENT: all
+                           # done, discard the build and go back to IDLE
+    'SEND': Filename,      # to BUILT/SENT: transfer this file to FileJuggler
+    'DIE': OptionalText,   # to anything: terminate (send BYE), with the
+                           # reason ('' when asked to by the operator)
+})
+"""piw-slave (REQ, connects) <-> SlaveDriver (ROUTER, binds
+``tcp://*:5555``). Strict request/reply; faces the network."""
+
+file_juggler_files = Protocol(
+    name='file_juggler_files', max_size=MAX_CHUNK_SIZE + 1024, recv={
+        'HELLO': Count,    # start (or restart) sending: the slave's id
+        'CHUNK': Chunk,    # a piece of the file, answering a FETCH
+    }, send={
+        'FETCH': Fetch,    # send this piece (several may be in flight)
+        'DONE': NoData,    # every piece has arrived; close the file
+    })
+"""piw-slave / piw-import (DEALER, connects) <-> FileJuggler (ROUTER,
+binds ``tcp://*:5556``). Credit-based: the juggler keeps several FETCHes in
+flight and repeats any whose CHUNK is lost or bad. Faces the network."""
+
+file_juggler_fs = Protocol(name='file_juggler_fs', recv={
+    'EXPECT': ExpectFile,  # a slave is about to send this file
+    'VERIFY': VerifyFile,  # check the slave's finished file, publish it
+    'REMOVE': RemoveFile,  # delete a published wheel
+    'STATVFS': NoData,     # how big and how full is the output?
+}, send={
+    'EXPECT': NoData,      # noted
+    'VERIFY': NoData,      # verified and published
+    'REMOVE': NoData,      # removed (or already absent)
+    'STATVFS': DiskUsage,  # the output file-system's size and free space
+    'ERROR': ErrorText,    # the request failed (e.g. hash mismatch: the
+                           # file must be sent again)
+})
+"""Master tasks' FsClient (REQ) -> FileJuggler (ROUTER, binds
+``inproc://fs``). Each request is answered by its own action, or ERROR."""
+
+# Shapes of the database RPC: each request action maps to (request data,
+# reply data); the reply carries the request's action, or ERROR.
+_ORACLE_CALLS = {
+    'ALLPKGS': (NoData, typing.Set[Name]),          # get_all_packages
+    'ALLVERS': (NoData, typing.Set[typing.Tuple[Name, Name]]),
+    # get_all_package_versions: every (package, version)
+    'NEWPKG': (NewPackage, bool),                   # add_new_package;
+    # False if it existed
+    'NEWVER': (NewVersion, bool),                   # add_new_package_version
+    'NEWPKGNAME': (PackageName, NoData),            # add_package_name
+    'GETPKGNAMES': (Name, typing.List[Name]),       # get_package_aliases
+    'GETPKGNAME': (Name, typing.Optional[Name]),    # get_package_name: the
+    # name it was last seen under
+    'SETDESC': (PackageText, NoData),               # set_package_description
+    'SKIPPKG': (PackageText, NoData),               # skip_package
+    'SKIPVER': (VersionText, NoData),               # skip_package_version
+    'YANKVER': (PackageVersion, NoData),            # yank_version
+    'UNYANKVER': (PackageVersion, NoData),          # unyank_version
+    'DELPKG': (Name, NoData),                       # delete_package
+    'DELVER': (PackageVersion, NoData),             # delete_version
+    'DELBUILD': (PackageVersion, NoData),           # delete_build
+    'PKGEXISTS': (Name, bool),                      # test_package
+    'VEREXISTS': (PackageVersion, bool),            # test_package_version
+    'PKGDELETED': (Name, bool),                     # package_marked_deleted
+    'VERSDELETED': (Name, typing.Set[Name]),        # get_versions_deleted
+    'GETSKIP': (PackageVersion, OptionalText),      # get_version_skip
+    'GETABIS': (bool, typing.Set[Name]),            # get_build_abis;
+    # request: exclude_skipped
+    'GETQUEUE': (Count, typing.Dict[Name, typing.List[PackageVersion]]),
+    # get_build_queue: request the limit per ABI; reply ABI -> versions to
+    # build, most wanted first
+    'GETPYPI': (NoData, Count),                     # get_pypi_serial
+    'SETPYPI': (Count, NoData),                     # set_pypi_serial
+    'GETSEARCH': (NoData, typing.Dict[Name, typing.Tuple[Count, Count]]),
+    # get_search_index: package -> (downloads last 30 days, all downloads)
+    'GETSTATS': (NoData, DatabaseStats),            # get_statistics
+    'PKGFILES': (Name, typing.Dict[Filename, Hash]),  # get_package_files
+    'VERFILES': (PackageVersion, typing.Set[Filename]),  # get_version_files
+    'PROJDATA': (Name, ProjectData),                # get_project_data
+    'LOGBUILD': (BuildRecord, Count),               # log_build: the build id
+    'LOGDOWNLOAD': (Batch(DownloadState, MAX_LOG_BATCH), NoData),  # log_download
+    'LOGSEARCH': (Batch(SearchState, MAX_LOG_BATCH), NoData),      # log_search
+    'LOGPROJECT': (Batch(ProjectState, MAX_LOG_BATCH), NoData),    # log_project
+    'LOGJSON': (Batch(JSONState, MAX_LOG_BATCH), NoData),          # log_json
+    'LOGPAGE': (Batch(PageState, MAX_LOG_BATCH), NoData),          # log_page
+    'LOADRWP': (NoData, typing.List[RewritePending]),  # load_rewrites_pending
+    'SAVERWP': (typing.List[RewritePending], NoData),  # save_rewrites_pending
+}
+
+the_oracle = Protocol(name='the_oracle', recv={
+    action: request for action, (request, reply) in _ORACLE_CALLS.items()
+}, send=dict({
+    action: reply for action, (request, reply) in _ORACLE_CALLS.items()
+}, **{
+    'ERROR': ErrorText,    # the request failed; the text says why
+    'READY': NoData,       # a TheOracle worker announcing itself to Seraph
+}))
+"""Master tasks' DbClient (REQ) -> Seraph (ROUTER, binds ``inproc://db``)
+-> TheOracle workers (REQ, connect to Seraph's back queue; they receive
+``[client, request]`` with :meth:`~piwheels.transport.Socket.recv_addr_msg`
+and answer with :meth:`~piwheels.transport.Socket.send_addr_msg`). One
+request action per :class:`~piwheels.master.db.Database` method; the reply
+carries the request's action and its result, or ERROR."""
+
+the_architect = Protocol(name='the_architect', recv={
+    'QUEUE': typing.Dict[Name, typing.List[PackageVersion]],  # ABI ->
+    # versions to build, most wanted first; replaces the previous queue
+})
+"""TheArchitect (PUSH, connects) -> SlaveDriver (PULL, binds
+``inproc://builds``): the build queue, refreshed periodically."""
+
+slave_driver_deletions = Protocol(name='slave_driver_deletions', recv={
+    'DELPKG': Name,            # a package is gone: drop its queued builds
+    'DELVER': PackageVersion,  # a version is gone: drop its queued builds
+})
+"""CloudGazer and MrChase (PUSH) -> SlaveDriver (PULL, binds
+``inproc://deletions``): forget pending builds of deleted packages."""
+
+big_brother = Protocol(name='big_brother', recv={
+    'STATBQ': typing.Dict[Name, Count],  # from SlaveDriver: ABI -> versions
+    # waiting to be built
+    'STATFS': DiskUsage,   # from FileJuggler: the output's disk space
+    'HOME': NoData,        # from MrChase: send the home page to be written
+    # now (piw-rebuild home)
+    'SEARCH': NoData,      # from MrChase: send the search index now
+})
+"""Tasks (PUSH) -> BigBrother (PULL, binds ``inproc://stats``)."""
+
+_WEB_REQUESTS = {
+    'HOME': MasterStats,   # write the home page with these statistics
+    'SEARCH': typing.Dict[Name, typing.Tuple[Count, Count]],  # write the
+    # search index: package -> (downloads last 30 days, all downloads)
+    'PROJECT': Name,       # write this package's project page and JSON
+    'BOTH': Name,          # write its simple index and project page/JSON
+    'LOG': BuildLog,       # write a build's log
+    'DELPKG': Name,        # remove a package's pages and files
+    'DELVER': PackageVersion,  # remove a version's files, rewrite its pages
+}
+
+the_secretary = Protocol(name='the_secretary', recv=_WEB_REQUESTS)
+"""Tasks (PUSH) -> TheSecretary (PULL, binds ``inproc://web``), which
+holds PROJECT and BOTH back a while to merge duplicates and passes the rest
+straight on."""
+
+the_scribe = Protocol(name='the_scribe', recv=_WEB_REQUESTS)
+"""TheSecretary (PUSH) -> TheScribe (PULL, binds ``inproc://scribe``),
+which writes the pages (atomically)."""
+
+_STATUS_MESSAGES = {
+    'HELLO': MasterInfo,   # the master (replayed to each new monitor)
+    'SLAVE': SlaveEvent,   # a message to or from a slave, as it passed
+    'STATS': MasterStats,  # BigBrother's latest statistics
+}
+
+master_status = Protocol(name='master_status', recv=_STATUS_MESSAGES)
+"""Tasks (PUSH) -> the master's main thread (PULL, binds
+``inproc://status``), which publishes each on :data:`monitor_status`."""
+
+monitor_status = Protocol(name='monitor_status', send=_STATUS_MESSAGES)
+"""The master (PUB, binds ``ipc:///tmp/piw-status``) -> piw-monitor and
+piw-sense (SUB, connect and subscribe to everything)."""
+
+master_control = Protocol(name='master_control', recv={
+    'HELLO': NoData,       # a monitor arrived: replay HELLO, slaves, stats
+    'PAUSE': NoData,       # pause every task
+    'RESUME': NoData,      # resume every task
+    'KILL': SlaveTarget,   # stop a slave (None: every slave)
+    'SKIP': Count,         # abandon a slave's current build
+    'SLEEP': SlaveTarget,  # stop giving a slave (None: all) work
+    'WAKE': SlaveTarget,   # give it work again
+    'QUIT': NoData,        # shut the master down
+})
+"""piw-monitor and piw-sense (PUSH, connect) -> the master's main thread
+(PULL, binds ``ipc:///tmp/piw-control``)."""
+
+mr_chase = Protocol(name='mr_chase', max_size=16 * 1024 * 1024, recv={
+    'IMPORT': BuildRecord,  # piw-import: register this build, then send
+                            # its files
+    'SENT': NoData,         # piw-import: the file asked for was sent
+    'ADDPKG': ImportPackage,  # piw-add: add or change a package
+    'ADDVER': ImportVersion,  # piw-add: add or change a version
+    'REMPKG': RemovePackage,  # piw-remove: remove a package or its builds
+    'REMVER': RemoveVersion,  # piw-remove: remove a version or its builds
+    'REBUILD': Rebuild,       # piw-rebuild: write pages again
+}, send={
+    'SEND': Filename,      # to IMPORT/SENT: transfer this file to
+                           # FileJuggler (HELLO with the build's slave_id)
+    'DONE': NoData,        # the request is complete
+    'ERROR': ErrorText,    # the request was refused; nothing was changed
+})
+"""piw-import, piw-add, piw-remove, piw-rebuild (REQ, connect) -> MrChase
+(ROUTER, binds ``ipc:///tmp/piw-import``). Strict request/reply."""
+
+lumberjack = Protocol(name='lumberjack', max_size=32 * 1024 * 1024, recv={
+    'LOGDOWNLOAD': Batch(DownloadState, MAX_LOG_BATCH),  # wheel downloads
+    'LOGSEARCH': Batch(SearchState, MAX_LOG_BATCH),      # simple index fetches
+    'LOGPROJECT': Batch(ProjectState, MAX_LOG_BATCH),    # project page views
+    'LOGJSON': Batch(JSONState, MAX_LOG_BATCH),          # project JSON fetches
+    'LOGPAGE': Batch(PageState, MAX_LOG_BATCH),          # other page views
+})
+"""piw-logger (PUSH, connects) -> Lumberjack (PULL, binds
+``ipc:///tmp/piw-logger``). Each message is a batch of up to
+:data:`MAX_LOG_BATCH` records of one kind, written in one transaction."""

@@ -464,7 +464,10 @@ class Socket:
     def recv_addr_msg(self, flags=0, *, timeout=None):
         """Receive one message on a ROUTER: ``(addr, action, data)``.
 
-        :raises ProtocolError: as :meth:`recv_msg`; its text names the peer.
+        :raises ProtocolError: as :meth:`recv_msg`; its text names the peer,
+            and its ``addr`` attribute holds the peer's address so the
+            receiver can still answer (e.g. DIE to a slave of another
+            protocol version).
         """
         self._wait(timeout)
         frames = self._socket.recv_multipart(flags)
@@ -472,8 +475,9 @@ class Socket:
         try:
             msg, data = self._decode(frames[1:])
         except ProtocolError as exc:
-            raise ProtocolError('{} (from peer {})'.format(
-                exc, addr.hex())) from None
+            error = ProtocolError('{} (from peer {})'.format(exc, addr.hex()))
+            error.addr = addr
+            raise error from None
         return addr, msg, data
 
 
