@@ -1,0 +1,357 @@
+"""The task runtime of the master: each task is a thread polling its queues and running periodic jobs.
+
+A task's constructor only wires things up: it makes its sockets with
+:meth:`Task.socket`, binds or connects them, registers each with a handler
+(:meth:`Task.register`) and each periodic job with an interval
+(:meth:`Task.every`). :meth:`Task.run` (the thread) then calls
+:meth:`Task.once` and cycles through :meth:`Task.loop` and
+:meth:`Task.poll` until it is told to quit.
+
+Every task binds an internal control queue (an ``inproc://`` PULL socket
+speaking :data:`piwheels.protocols.task_control`, or an extension of it).
+Other threads never touch a task's sockets: they call the task's control
+methods (:meth:`Task.pause`, :meth:`Task.resume`, :meth:`Task.quit`, and
+those a task adds with :meth:`Task.send_control`), each of which sends one
+message over a short-lived PUSH socket.
+
+Pick a base class by what pausing means for the task:
+
+* :class:`NonStopTask` ignores PAUSE and RESUME;
+* :class:`PauseableTask` does nothing but wait for RESUME or QUIT while
+  paused;
+* :class:`PausingTask` keeps draining its queues while paused, handing each
+  waiting message to :meth:`PausingTask.handle_paused`.
+"""
+
+import abc
+import itertools
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from . import protocols, transport
+from .exc import PiwheelsError, ProtocolError
+
+_control_ids = itertools.count(1)
+
+
+class TaskQuit(Exception):
+    """Raised when the "QUIT" message arrives on the internal control queue;
+    :meth:`Task.run` catches it and ends the task."""
+
+
+class TaskControl(Exception):
+    """Raised by :meth:`Task.handle_control` for a control message other than
+    QUIT, PAUSE and RESUME, so that a task declaring more control actions
+    can catch it in its own ``handle_control`` and act on it.
+
+    :param str msg: the control message's action.
+    :param data: its data (:data:`~piwheels.protocols.NoData` if none).
+    """
+
+    def __init__(self, msg, data=protocols.NoData):
+        super().__init__(msg)
+        self.msg = msg
+        self.data = data
+
+
+class Task(threading.Thread, metaclass=abc.ABCMeta):
+    """A thread that polls its registered queues and runs periodic handlers.
+
+    Use one of the descendants, which decide what pausing means:
+    :class:`NonStopTask`, :class:`PauseableTask` or :class:`PausingTask`.
+
+    **Errors in handlers.** Handlers are called by :meth:`poll`:
+
+    * a :exc:`~piwheels.exc.ProtocolError` (a message that could not be
+      decoded, an unknown action, data that fails its schema) is logged as
+      one line with its text, counted in :attr:`protocol_errors`, and the
+      task carries on with the next message;
+    * any other :exc:`~piwheels.exc.PiwheelsError` (the error piwheels
+      raises on purpose, e.g. a peer that has gone away) is logged as one
+      line, counted in :attr:`handler_errors`, and the task carries on;
+    * any other exception is a bug: :meth:`poll` lets it through, and
+      :meth:`run` logs it at CRITICAL with its traceback, keeps it in
+      :attr:`failure`, closes the task's sockets and ends the thread. The
+      task does not carry on, because its state can no longer be trusted;
+      the master watches its tasks (``not task.is_alive()`` or
+      ``task.failure is not None``) and shuts down with an error when one
+      has died.
+
+    The thread is a daemon, so a task stuck in a handler cannot keep a
+    dying master alive.
+
+    :param config: the command's configuration namespace.
+    :param protocols.Protocol control_protocol: the protocol of the internal
+        control queue (default: :data:`piwheels.protocols.task_control`);
+        tasks that take more control messages pass an extension of it.
+    """
+
+    def __init__(self, config, control_protocol=protocols.task_control):
+        super().__init__(name=type(self).__name__, daemon=True)
+        self.config = config
+        self.logger = logging.getLogger('piwheels.tasks.' + self.name)
+        #: invalid messages received (and dropped) by handlers
+        self.protocol_errors = 0
+        #: handler calls that ended with another :exc:`PiwheelsError`
+        self.handler_errors = 0
+        #: the exception that stopped the task, or ``None``
+        self.failure = None
+        #: ``True`` while the task is paused (only pausing tasks pause)
+        self.paused = False
+        self.ctx = transport.Context.instance()
+        self._sockets = []
+        self._handlers = {}
+        self._poller = transport.Poller()
+        # handler -> [interval in seconds, monotonic time it is next due]
+        self._periodic = {}
+        self.control_protocol = control_protocol
+        self.control_address = 'inproc://task-control-{}-{}'.format(
+            self.name, next(_control_ids))
+        self.control_queue = self.socket(
+            transport.PULL, protocol=control_protocol)
+        self.control_queue.bind(self.control_address)
+        self.register(self.control_queue, self.handle_control)
+
+    def socket(self, sock_type, protocol=None, **options):
+        """Make a socket that logs to this task's logger and is closed by
+        :meth:`close`.
+
+        :param int sock_type: the socket type, e.g. :data:`transport.ROUTER`.
+        :param protocols.Protocol protocol: the queue's protocol.
+        :param options: passed to :meth:`transport.Context.socket`
+            (``max_size``, ``linger``, ...).
+        :rtype: transport.Socket
+        """
+        sock = self.ctx.socket(sock_type, protocol=protocol,
+                               logger=self.logger, **options)
+        self._sockets.append(sock)
+        return sock
+
+    def register(self, queue, handler, flags=transport.POLLIN):
+        """Poll *queue* on each cycle and call ``handler(queue)`` when one of
+        *flags* is ready. Call this from the constructor only.
+
+        :param transport.Socket queue: the queue to poll.
+        :param handler: called with *queue*; it receives one message.
+        :param int flags: the events to wait for (default: POLLIN).
+        """
+        self._poller.register(queue, flags)
+        self._handlers[queue] = (handler, flags)
+
+    def every(self, interval, handler):
+        """Call ``handler()`` on the first cycle of the task and then every
+        *interval*. Call this from the constructor only.
+
+        :param datetime.timedelta interval: the time between two calls.
+        :param handler: the function or method to call.
+        """
+        if not isinstance(interval, timedelta) or interval <= timedelta(0):
+            raise ValueError('interval must be a positive timedelta, not '
+                             '{!r}'.format(interval))
+        self._periodic[handler] = [interval.total_seconds(), 0.0]
+
+    def force(self, handler):
+        """Make periodic *handler* due now, so the next :meth:`poll` runs it
+        (call this from within the task's thread, e.g. from a handler)."""
+        try:
+            self._periodic[handler][1] = 0.0
+        except KeyError:
+            raise ValueError('{!r} was not registered with every()'.format(
+                handler)) from None
+
+    def send_control(self, msg, data=protocols.NoData):
+        """Send one message to this task's control queue from any thread,
+        over a short-lived PUSH socket. Control methods (:meth:`quit`, and
+        those a task adds) call this.
+
+        :param str msg: an action of the task's control protocol.
+        :param data: its data, if the action takes any.
+        """
+        queue = self.ctx.socket(
+            transport.PUSH, protocol=self.control_protocol.reversed(),
+            logger=self.logger)
+        try:
+            queue.connect(self.control_address)
+            queue.send_msg(msg, data)
+        finally:
+            queue.close()
+
+    def pause(self):
+        """Ask the task to pause; harmless to repeat, and ignored by tasks
+        that don't pause."""
+        self.send_control('PAUSE')
+
+    def resume(self):
+        """Ask a paused task to carry on; harmless to repeat."""
+        self.send_control('RESUME')
+
+    def quit(self):
+        """Ask the task to end at its earliest convenience; call
+        :meth:`join` afterwards to wait for it."""
+        self.send_control('QUIT')
+
+    def handle_control(self, queue):
+        """Handle one message on the internal control queue.
+
+        QUIT raises :exc:`TaskQuit`; PAUSE and RESUME call
+        :meth:`set_paused`; any other action raises :exc:`TaskControl`,
+        which a task that declares more control actions catches in its own
+        ``handle_control`` (an action it declares but doesn't catch is a
+        bug, and stops the task).
+        """
+        msg, data = queue.recv_msg()
+        if msg == 'QUIT':
+            raise TaskQuit()
+        elif msg in ('PAUSE', 'RESUME'):
+            self.set_paused(msg == 'PAUSE')
+        else:
+            raise TaskControl(msg, data)
+
+    @abc.abstractmethod
+    def set_paused(self, paused):
+        """React to PAUSE (*paused* is ``True``) or RESUME (``False``)."""
+
+    def once(self):
+        """Called in the task's thread before the first cycle; override for
+        set-up that must happen there."""
+
+    def loop(self):
+        """Called at the start of every cycle while the task isn't paused;
+        override for work that must happen every cycle."""
+
+    def poll(self, timeout=1):
+        """Run one cycle: call the periodic handlers that are due, then wait
+        up to *timeout* seconds (less when a periodic handler falls due
+        sooner) for messages on the registered queues and call the handler
+        of each queue that is ready.
+
+        Errors raised by handlers are dealt with as the class documentation
+        says; anything but a :exc:`~piwheels.exc.PiwheelsError` (and
+        :exc:`TaskQuit`) propagates.
+
+        :param float timeout: the most seconds to wait for a message.
+        """
+        now = time.monotonic()
+        for handler, timing in list(self._periodic.items()):
+            interval, due = timing
+            if due <= now:
+                timing[1] = now + interval
+                self._call(handler)
+        self._dispatch(self._poller.poll(self._wait_time(timeout)))
+
+    def _wait_time(self, timeout):
+        if not self._periodic:
+            return timeout
+        next_due = min(due for interval, due in self._periodic.values())
+        return max(0.0, min(timeout, next_due - time.monotonic()))
+
+    def _dispatch(self, ready):
+        for queue, events in ready.items():
+            if self.paused and queue is not self.control_queue:
+                # a PAUSE handled earlier in this cycle
+                return
+            handler, flags = self._handlers[queue]
+            if events & flags:
+                self._call(handler, queue)
+
+    def _call(self, handler, *args):
+        try:
+            handler(*args)
+        except ProtocolError as exc:
+            self.protocol_errors += 1
+            self.logger.error('%s: invalid message ignored: %s',
+                              self.name, exc)
+        except PiwheelsError as exc:
+            self.handler_errors += 1
+            self.logger.error('%s: %s failed: %s', self.name,
+                              getattr(handler, '__name__', handler), exc)
+
+    def run(self):
+        """The task's thread: :meth:`once`, then :meth:`loop` and
+        :meth:`poll` until QUIT; closes every socket on the way out."""
+        self.logger.info('%s: starting', self.name)
+        try:
+            self.once()
+            while True:
+                if not self.paused:
+                    self.loop()
+                self.poll()
+        except TaskQuit:
+            self.logger.info('%s: stopped', self.name)
+        except Exception as exc:
+            self.failure = exc
+            self.logger.critical('%s: stopped by an unexpected error',
+                                 self.name, exc_info=True)
+        finally:
+            self.close()
+
+    def close(self):
+        """Close every socket made by :meth:`socket`; override to close
+        anything else the task holds (call ``super()``)."""
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
+
+
+class NonStopTask(Task):
+    """A task that never pauses: PAUSE and RESUME are ignored (tasks other
+    tasks depend on to answer them, such as the database RPC)."""
+
+    def set_paused(self, paused):
+        self.logger.debug('%s: cannot pause; %s ignored', self.name,
+                          'PAUSE' if paused else 'RESUME')
+
+
+class PauseableTask(Task):
+    """A task that does nothing while paused: it waits on its control queue
+    for RESUME or QUIT. Periodic handlers, :meth:`~Task.loop` and the other
+    queues are left alone until then; messages queue up for later.
+
+    Use :class:`PausingTask` for a task whose peers must not wait while it
+    is paused.
+    """
+
+    def set_paused(self, paused):
+        if paused != self.paused:
+            self.logger.info('%s: %s', self.name,
+                             'paused' if paused else 'resumed')
+        self.paused = paused
+
+    def poll(self, timeout=1):
+        if not self.paused:
+            super().poll(timeout)
+        elif self.control_queue.poll(timeout):
+            self._call(self.handle_control, self.control_queue)
+
+
+class PausingTask(PauseableTask):
+    """A task that keeps draining its queues while paused: each message that
+    arrives on a registered queue is passed to :meth:`handle_paused`
+    instead of the queue's handler, so senders never block on a full queue
+    and requesters can be told the task is paused. Periodic handlers and
+    :meth:`~Task.loop` wait for RESUME.
+    """
+
+    def poll(self, timeout=1):
+        if not self.paused:
+            super().poll(timeout)
+            return
+        for queue, events in self._poller.poll(timeout).items():
+            if queue is self.control_queue:
+                self._call(self.handle_control, queue)
+            elif events & transport.POLLIN:
+                self._call(self.handle_paused, queue)
+
+    def handle_paused(self, queue):
+        """Handle one message arriving on *queue* while paused. The default
+        receives it and discards it (logged at DEBUG); override to answer
+        it, which a queue whose peers wait for a reply (REP, ROUTER facing
+        REQ) must do.
+
+        :param transport.Socket queue: the registered queue that is ready.
+        """
+        frames = queue.recv_multipart()
+        self.logger.debug('%s: paused; discarded a message of %d bytes',
+                          self.name, sum(len(frame) for frame in frames))
