@@ -33,3 +33,13 @@ class MasterError(PiwheelsError, RuntimeError):
 
 class MasterTimeout(TransportError, TimeoutError):
     """The master did not answer a slave (or tool) within its timeout."""
+
+
+class TransferError(PiwheelsError, ValueError):
+    """A file transfer broke its rules (size cap, chunk outside the file) or
+    its file failed to verify (wrong size or SHA256)."""
+
+
+class FileConflict(TransferError):
+    """A verified file has the name of a published file with other bytes;
+    published files are never replaced."""
