@@ -32,10 +32,12 @@ test-venv: develop
 	$(VBIN)/python -m pytest $(PYTEST_ARGS) tests
 
 # The same suite on Debian bookworm's python3-* packages (the .debs' set),
-# for every test whose modules exist in Debian.
+# for every test whose modules exist in Debian. piwheels itself is not
+# installed for Debian's python: PYTHONPATH lets the commands the tests start
+# in subprocesses import it too.
 test-debian: sysdeps $(VENV)/.installed
 	@scripts/install-debian-python
-	$(DEB_PYTHON) -m pytest -p no:cacheprovider $(PYTEST_ARGS) -m 'not venv_only' tests
+	PIWHEELS_DEPENDENCY_SET=debian PYTHONPATH=$(CURDIR) $(DEB_PYTHON) -m pytest $(PYTEST_ARGS) -m 'not venv_only' tests
 
 run: develop
 	$(VBIN)/python -m piwheels.devfarm --var $(VAR)

@@ -4,4 +4,5 @@ pytest_plugins = [
     'tests.fixtures.db',
     'tests.fixtures.index',
     'tests.fixtures.zmq',
+    'tests.fixtures.deps',
 ]
