@@ -952,6 +952,12 @@ class MasterStats(typing.NamedTuple):
     swap_free: Count           # bytes of swap free
     load_average: float        # one-minute load average
     cpu_temp: typing.Optional[float]  # CPU temperature (Celsius) or None
+    slaves: typing.Dict[Name, Count]  # slave state (e.g. 'idle', 'busy')
+    # -> slaves in it (for status.json)
+    last_pypi_event: typing.Optional[datetime]  # when the last PyPI event
+    # was read (UTC), or None
+    last_build: typing.Optional[datetime]  # when the last build finished
+    # (UTC), or None
 
 
 @payload
@@ -1319,8 +1325,10 @@ _WEB_REQUESTS = {
     'HOME': MasterStats,   # write the home page with these statistics
     'SEARCH': typing.Dict[Name, typing.Tuple[Count, Count]],  # write the
     # search index: package -> (downloads last 30 days, all downloads)
-    'PROJECT': Name,       # write this package's project page and JSON
-    'BOTH': Name,          # write its simple index and project page/JSON
+    'PROJECT': typing.Optional[Name],  # write this package's project page
+    # and JSON (None: every package's, resumably, in batches)
+    'BOTH': typing.Optional[Name],  # write its simple index and project
+    # page/JSON (None: every package's)
     'LOG': BuildLog,       # write a build's log
     'DELPKG': Name,        # remove a package's pages and files
     'DELVER': PackageVersion,  # remove a version's files, rewrite its pages
