@@ -7,6 +7,7 @@ VENV ?= .venv
 VBIN := $(VENV)/bin
 VAR ?= var
 PYTEST_ARGS ?=
+TESTS ?= tests
 DEB_PYTHON := /usr/bin/python3
 
 .PHONY: all develop sysdeps test test-venv test-debian run doc deb clean test-deploy
@@ -29,7 +30,7 @@ develop: sysdeps $(VENV)/.installed
 test: test-venv test-debian
 
 test-venv: develop
-	$(VBIN)/python -m pytest $(PYTEST_ARGS) tests
+	$(VBIN)/python -m pytest $(PYTEST_ARGS) $(TESTS)
 
 # The same suite on Debian bookworm's python3-* packages (the .debs' set),
 # for every test whose modules exist in Debian. piwheels itself is not
@@ -37,7 +38,7 @@ test-venv: develop
 # in subprocesses import it too.
 test-debian: sysdeps $(VENV)/.installed
 	@scripts/install-debian-python
-	PIWHEELS_DEPENDENCY_SET=debian PYTHONPATH=$(CURDIR) $(DEB_PYTHON) -m pytest $(PYTEST_ARGS) -m 'not venv_only' tests
+	PIWHEELS_DEPENDENCY_SET=debian PYTHONPATH=$(CURDIR) $(DEB_PYTHON) -m pytest $(PYTEST_ARGS) -m 'not venv_only' $(TESTS)
 
 run: develop
 	$(VBIN)/python -m piwheels.devfarm --var $(VAR)

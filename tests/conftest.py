@@ -5,4 +5,5 @@ pytest_plugins = [
     'tests.fixtures.index',
     'tests.fixtures.zmq',
     'tests.fixtures.deps',
+    'tests.fixtures.logs',
 ]
