@@ -15,14 +15,6 @@ def version():
     raise RuntimeError('no __version__ in piwheels/__init__.py')
 
 
-def sql_files():
-    return [
-        os.path.join('..', 'sql', name)
-        for name in sorted(os.listdir(os.path.join(HERE, 'sql')))
-        if name.endswith('.sql')
-    ]
-
-
 COMMANDS = {
     'master': 'piwheels.master:main',
     'slave': 'piwheels.slave:main',
@@ -45,9 +37,12 @@ setup(
     long_description_content_type='text/x-rst',
     license='BSD-3-Clause',
     python_requires='>=3.9',
-    packages=find_packages(exclude=['tests', 'tests.*']),
+    # the SQL scripts of sql/ install as piwheels/sql, beside the code that
+    # runs them (piw-initdb), rather than as a top-level "sql" directory
+    packages=find_packages(exclude=['tests', 'tests.*']) + ['piwheels.sql'],
+    package_dir={'piwheels.sql': 'sql'},
     package_data={
-        'piwheels': sql_files(),
+        'piwheels.sql': ['*.sql'],
         'piwheels.master': ['templates/*', 'static/*'],
     },
     install_requires=[
