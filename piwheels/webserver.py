@@ -170,6 +170,8 @@ class OutputRequestHandler(SimpleHTTPRequestHandler):
             self.send_response(status)
             self.send_header('Content-Type', content_type)
             self.send_header('Content-Length', str(size))
+            # a build log holding HTML stays text in every browser
+            self.send_header('X-Content-Type-Options', 'nosniff')
             if encoding:
                 self.send_header('Content-Encoding', encoding)
             if vary:

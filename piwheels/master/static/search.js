@@ -84,4 +84,8 @@
     else if (links.length) { window.location.href = links[0].href; }
     else if (query) { window.location.href = '/project/' + encodeURIComponent(query) + '/'; }
   });
+
+  // a search address (/?q=name) opens with its results shown
+  var initial = new URLSearchParams(window.location.search).get('q');
+  if (initial) { input.value = initial; input.focus(); load(); }
 }());
