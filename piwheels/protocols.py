@@ -846,6 +846,26 @@ class RemoveFile(typing.NamedTuple):
 
 
 @payload
+class StagedFile(typing.NamedTuple):
+    """A verified file FileJuggler holds until the build is in the database
+    (file_juggler_fs PUBLISH and DISCARD)."""
+
+    slave_id: Count            # the slave that sent it
+    package: Name              # the package whose directory receives it
+    filename: Filename         # the wheel
+
+
+@payload
+class SlaveCounts(typing.NamedTuple):
+    """What the build slaves are doing (big_brother STATSLAVES)."""
+
+    slaves: typing.Dict[Name, Count]  # slave state (e.g. 'idle', 'busy')
+    # -> slaves in it
+    last_build: typing.Optional[datetime]  # when the last build finished
+    # (UTC), or None
+
+
+@payload
 class DiskUsage(typing.NamedTuple):
     """The output file-system's space (file_juggler_fs STATVFS reply,
     big_brother STATFS)."""
@@ -1220,11 +1240,24 @@ flight and repeats any whose CHUNK is lost or bad. Faces the network."""
 file_juggler_fs = Protocol(name='file_juggler_fs', recv={
     'EXPECT': ExpectFile,  # a slave is about to send this file
     'VERIFY': VerifyFile,  # check the slave's finished file, publish it
+    'CHECK': VerifyFile,   # check the slave's finished file and hold it
+    # (staged) until PUBLISH or DISCARD: SlaveDriver's builds reach the
+    # database after the transfer, and the database decides whether the file
+    # is new, the same as the published one, or a conflict
+    'PUBLISH': StagedFile,  # move a staged file into the output
+    'DISCARD': StagedFile,  # delete a staged file
+    'ABORT': Count,        # the slave is gone: drop its transfer
     'REMOVE': RemoveFile,  # delete a published wheel
     'STATVFS': NoData,     # how big and how full is the output?
 }, send={
     'EXPECT': NoData,      # noted
     'VERIFY': NoData,      # verified and published
+    'CHECK': NoData,       # verified and staged
+    'PUBLISH': NoData,     # published
+    'DISCARD': NoData,     # deleted (or already absent)
+    'ABORT': NoData,       # dropped (or there was none)
+    'RETRY': ErrorText,    # to VERIFY/CHECK: the file did not verify and must
+                           # be sent again (a bounded number of times)
     'REMOVE': NoData,      # removed (or already absent)
     'STATVFS': DiskUsage,  # the output file-system's size and free space
     'ERROR': ErrorText,    # the request failed (e.g. hash mismatch: the
@@ -1318,6 +1351,8 @@ big_brother = Protocol(name='big_brother', recv={
     'HOME': NoData,        # from MrChase: send the home page to be written
     # now (piw-rebuild home)
     'SEARCH': NoData,      # from MrChase: send the search index now
+    'STATSLAVES': SlaveCounts,  # from SlaveDriver: what the slaves do
+    'STATPYPI': datetime,  # from CloudGazer: when it last read a PyPI event
 })
 """Tasks (PUSH) -> BigBrother (PULL, binds ``inproc://stats``)."""
 
