@@ -663,6 +663,9 @@ MAX_CHUNK_SIZE = 4 * 1024 * 1024
 #: The most records one LOG* message may carry.
 MAX_LOG_BATCH = 10000
 
+#: The most builds one LOGBUILDS message may carry.
+MAX_BUILD_BATCH = 200
+
 Name = Text(200)                  # package names, versions, tags, labels
 OptionalText = Text(1000, 0)      # skip reasons, descriptions of errors
 Description = Text(10000, 0)      # project descriptions (PyPI summaries)
@@ -945,6 +948,20 @@ class DatabaseStats(typing.NamedTuple):
     downloads_last_hour: Count  # downloads in the last hour
     downloads_last_month: Count  # downloads in the last 30 days
     downloads_all: Count       # downloads ever
+    builds_pending: typing.Dict[Name, Count]  # ABI -> versions waiting
+
+
+@payload
+class LoggedBuild(typing.NamedTuple):
+    """What the database made of one build of a LOGBUILDS batch."""
+
+    build_id: typing.Optional[Count]  # the new build's id; None when it
+    # could not be recorded (see *error*)
+    new_files: typing.Set[Filename]   # files registered: publish them
+    duplicates: typing.Set[Filename]  # identical to the published file
+    conflicts: typing.Set[Filename]   # the published file of that name has
+    # other bytes and stays; the build is marked with a conflict
+    error: OptionalText        # why the build was not recorded, or ''
 
 
 @payload
@@ -1306,6 +1323,9 @@ _ORACLE_CALLS = {
     'VERFILES': (PackageVersion, typing.Set[Filename]),  # get_version_files
     'PROJDATA': (Name, ProjectData),                # get_project_data
     'LOGBUILD': (BuildRecord, Count),               # log_build: the build id
+    'LOGBUILDS': (Batch(BuildRecord, MAX_BUILD_BATCH),
+                  typing.List[LoggedBuild]),        # log_build of each, in
+    # order (SlaveDriver records finished builds in batches)
     'LOGDOWNLOAD': (Batch(DownloadState, MAX_LOG_BATCH), NoData),  # log_download
     'LOGSEARCH': (Batch(SearchState, MAX_LOG_BATCH), NoData),      # log_search
     'LOGPROJECT': (Batch(ProjectState, MAX_LOG_BATCH), NoData),    # log_project
