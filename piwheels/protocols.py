@@ -1031,16 +1031,16 @@ class SearchState(typing.NamedTuple):
     package: Name              # the package looked up
     host: Name                 # the client's address
     timestamp: datetime        # when (UTC)
-    arch: typing.Optional[Name]  # the rest as in DownloadState
-    distro_name: typing.Optional[Name]
-    distro_version: typing.Optional[Name]
-    os_name: typing.Optional[Name]
-    os_version: typing.Optional[Name]
-    py_name: typing.Optional[Name]
-    py_version: typing.Optional[Name]
-    installer_name: typing.Optional[Name]
-    installer_version: typing.Optional[Name]
-    setuptools_version: typing.Optional[Name]
+    arch: typing.Optional[Name]  # from pip's user agent, e.g. "armv7l"
+    distro_name: typing.Optional[Name]  # e.g. "Raspbian GNU/Linux"
+    distro_version: typing.Optional[Name]  # e.g. "12"
+    os_name: typing.Optional[Name]  # e.g. "Linux"
+    os_version: typing.Optional[Name]  # e.g. the kernel's version
+    py_name: typing.Optional[Name]  # e.g. "CPython"
+    py_version: typing.Optional[Name]  # e.g. "3.11.2"
+    installer_name: typing.Optional[Name]  # e.g. "pip"
+    installer_version: typing.Optional[Name]  # e.g. "23.0.1"
+    setuptools_version: typing.Optional[Name]  # e.g. "66.1.1"
 
 
 @payload
@@ -1164,8 +1164,9 @@ _PROJECT_FILE = {
     Required('hash'): Hash,                 # SHA256 of the wheel
     Required('size'): Count,                # its size in bytes
     Required('abi_tag'): Name,              # the ABI it was built for
-    Required('requires_python'): validator(typing.Optional[Text(200, 0)]),
-    Required('apt_dependencies'): validator(typing.Set[Name]),
+    Required('requires_python'): validator(
+        typing.Optional[Text(200, 0)]),     # Requires-Python, or None
+    Required('apt_dependencies'): validator(typing.Set[Name]),  # apt packages
 }
 _PROJECT_ABI = {
     Required('build_id'): validator(typing.Optional[Count]),  # last build
@@ -1350,9 +1351,18 @@ and answer with :meth:`~piwheels.transport.Socket.send_addr_msg`). One
 request action per :class:`~piwheels.master.db.Database` method; the reply
 carries the request's action and its result, or ERROR."""
 
+@payload
+class BuildQueue(typing.NamedTuple):
+    """The versions waiting to be built (the_architect QUEUE)."""
+
+    queried_at: datetime       # when the query producing it started (UTC):
+    # builds recorded after then may still be in it
+    queue: typing.Dict[Name, typing.List[PackageVersion]]  # ABI ->
+    # versions to build, most wanted first
+
+
 the_architect = Protocol(name='the_architect', recv={
-    'QUEUE': typing.Dict[Name, typing.List[PackageVersion]],  # ABI ->
-    # versions to build, most wanted first; replaces the previous queue
+    'QUEUE': BuildQueue,   # replaces the previous queue
 })
 """TheArchitect (PUSH, connects) -> SlaveDriver (PULL, binds
 ``inproc://builds``): the build queue, refreshed periodically."""
