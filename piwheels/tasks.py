@@ -231,7 +231,8 @@ class Task(threading.Thread, metaclass=abc.ABCMeta):
         says; anything but a :exc:`~piwheels.exc.PiwheelsError` (and
         :exc:`TaskQuit`) propagates.
 
-        :param float timeout: the most seconds to wait for a message.
+        :param float timeout: the most seconds to wait for a message
+            (``None``: until one arrives or a periodic handler is due).
         """
         now = time.monotonic()
         for handler, timing in list(self._periodic.items()):
@@ -245,7 +246,8 @@ class Task(threading.Thread, metaclass=abc.ABCMeta):
         if not self._periodic:
             return timeout
         next_due = min(due for interval, due in self._periodic.values())
-        return max(0.0, min(timeout, next_due - time.monotonic()))
+        until_due = max(0.0, next_due - time.monotonic())
+        return until_due if timeout is None else min(timeout, until_due)
 
     def _dispatch(self, ready):
         for queue, events in ready.items():

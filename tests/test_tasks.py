@@ -171,6 +171,14 @@ def test_task_handler_answers_message(make_task, client):
     assert client.recv() == ('PONG', 42)
 
 
+def test_task_poll_without_timeout_waits_for_a_message(make_task, client):
+    task = make_task(PauseableEcho)
+    task.poll(0)
+    client.send('PING', 1)
+    task.poll(None)
+    assert client.recv() == ('PONG', 2)
+
+
 def test_task_quit_raises_task_quit(make_task):
     task = make_task(PauseableEcho)
     task.quit()
