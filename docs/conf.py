@@ -4,6 +4,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.abspath('..'))
+sys.path.insert(0, os.path.abspath('_ext'))
 
 from piwheels import __version__  # noqa: E402
 
@@ -12,7 +13,8 @@ author = 'the piwheels developers'
 copyright = '2026, ' + author
 version = release = __version__
 
-extensions = ['sphinx.ext.autodoc', 'sphinx.ext.intersphinx', 'sphinx.ext.viewcode']
+extensions = ['sphinx.ext.autodoc', 'sphinx.ext.intersphinx', 'sphinx.ext.viewcode',
+              'piwheels_protocols']
 autodoc_member_order = 'bysource'
 autodoc_mock_imports = ['sense_hat', 'sense_emu']
 intersphinx_mapping = {}

@@ -627,9 +627,10 @@ class Protocol:
         try:
             shape = actions[action]
         except (KeyError, TypeError):
-            raise ProtocolError('{}: unknown action {!r} ({} may {} {})'.format(
-                self.name or 'queue', action, 'this end',
-                direction, ', '.join(sorted(actions)) or 'nothing')) from None
+            raise ProtocolError(
+                '{}: unknown action {!r} (this end may {} {})'.format(
+                    self.name or 'queue', action, direction,
+                    ', '.join(sorted(actions)) or 'nothing')) from None
         if shape is NoData:
             if data is not NoData:
                 raise ProtocolError('{}: {} takes no data'.format(
@@ -647,7 +648,7 @@ class Protocol:
 
 
 
-# -- limits and field types ----------------------------------------------------
+# -- limits and field types -------------------------------------------------
 
 #: Version of the slave <-> master protocols (``slave_driver`` and
 #: ``file_juggler_files``); a slave announcing another is sent DIE.
@@ -676,7 +677,7 @@ Hash = Sha256()
 Filename = WheelFilename()
 
 
-# -- payloads --------------------------------------------------------------------
+# -- payloads ----------------------------------------------------------------
 
 @payload
 class PackageVersion(typing.NamedTuple):
@@ -1191,7 +1192,7 @@ ProjectData = Schema({
 }, extra=ALLOW_EXTRA)
 
 
-# -- the queues ----------------------------------------------------------------
+# -- the queues --------------------------------------------------------------
 
 task_control = Protocol(name='task_control', recv={
     'PAUSE': NoData,   # stop doing work until RESUME (pauseable tasks)
@@ -1327,9 +1328,11 @@ _ORACLE_CALLS = {
     'LOGBUILDS': (Batch(BuildRecord, MAX_BUILD_BATCH),
                   typing.List[LoggedBuild]),        # log_build of each, in
     # order (SlaveDriver records finished builds in batches)
-    'LOGDOWNLOAD': (Batch(DownloadState, MAX_LOG_BATCH), NoData),  # log_download
+    'LOGDOWNLOAD': (Batch(DownloadState, MAX_LOG_BATCH), NoData),
+    # log_download
     'LOGSEARCH': (Batch(SearchState, MAX_LOG_BATCH), NoData),      # log_search
-    'LOGPROJECT': (Batch(ProjectState, MAX_LOG_BATCH), NoData),    # log_project
+    'LOGPROJECT': (Batch(ProjectState, MAX_LOG_BATCH), NoData),
+    # log_project
     'LOGJSON': (Batch(JSONState, MAX_LOG_BATCH), NoData),          # log_json
     'LOGPAGE': (Batch(PageState, MAX_LOG_BATCH), NoData),          # log_page
     'LOADRWP': (NoData, typing.List[RewritePending]),  # load_rewrites_pending

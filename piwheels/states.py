@@ -441,10 +441,11 @@ class TransferState:
         """Verify the file and publish it as *package_dir*/filename,
         atomically.
 
-        The file is checked with :meth:`verify`, flushed to disk and hard-linked into place, which never
-        replaces an existing file: if one is there with the same bytes, this
-        is a repeat and succeeds; if its bytes differ, :exc:`FileConflict` is
-        raised and the published file is left alone. Either way the
+        The file is checked with :meth:`verify`, flushed to disk and
+        hard-linked into place, which never replaces an existing file: if
+        one is there with the same bytes, this is a repeat and succeeds; if
+        its bytes differ, :exc:`FileConflict` is raised and the published
+        file is left alone. Either way the
         temporary file is removed.
 
         :param package_dir: the directory (created if needed) to publish in.

@@ -68,7 +68,7 @@ def _seconds_to_ms(timeout):
     return None if timeout is None else max(0, int(timeout * 1000))
 
 
-# -- wire format -----------------------------------------------------------------
+# -- wire format -------------------------------------------------------------
 
 def to_wire(value):
     """Convert a validated Python value into CBOR-native types.
@@ -159,7 +159,8 @@ def check_cbor(buf, max_depth=MAX_DEPTH):
                 remaining.append(argument * 2)
             elif major == 6:
                 if argument != EPOCH_TAG:
-                    raise ValueError('unsupported CBOR tag {}'.format(argument))
+                    raise ValueError('unsupported CBOR tag {}'.format(
+                        argument))
                 remaining.append(1)
         if len(remaining) > max_depth + 1:
             raise ValueError('nested deeper than {} levels'.format(max_depth))
@@ -200,7 +201,7 @@ def decode(buf, max_depth=MAX_DEPTH):
                             type(message).__name__))
 
 
-# -- sockets -------------------------------------------------------------------
+# -- sockets -----------------------------------------------------------------
 
 class Context:
     """Wrapper for :class:`zmq.Context`; use one per process.
@@ -406,8 +407,8 @@ class Socket:
             while len(frames) > 1 and not frames[0]:
                 frames = frames[1:]
             if len(frames) != 1:
-                raise ProtocolError('expected one message frame, got {}'.format(
-                    len(frames)))
+                raise ProtocolError(
+                    'expected one message frame, got {}'.format(len(frames)))
             buf = frames[0]
             if self._max_size is not None and len(buf) > self._max_size:
                 raise ProtocolError('message of {} bytes exceeds the {}-byte '

@@ -153,7 +153,7 @@ def test_protocols_oracle_reply_differs_from_request():
 
 
 def test_protocols_oracle_has_every_database_method():
-    assert set(protocols.the_oracle.recv) == {
+    assert set(protocols.the_oracle.recv) >= {
         'ALLPKGS', 'ALLVERS', 'NEWPKG', 'NEWVER', 'NEWPKGNAME',
         'GETPKGNAMES', 'GETPKGNAME', 'SETDESC', 'SKIPPKG', 'SKIPVER',
         'YANKVER', 'UNYANKVER', 'DELPKG', 'DELVER', 'DELBUILD', 'PKGEXISTS',
@@ -286,7 +286,8 @@ def test_protocols_project_data_missing_key():
 def test_protocols_text_limits():
     with pytest.raises(ProtocolError) as exc:
         protocols.the_oracle.check('recv', 'PKGEXISTS', '')
-    assert str(exc.value) == 'the_oracle: PKGEXISTS: length 0 is outside 1..200'
+    assert str(exc.value) == (
+        'the_oracle: PKGEXISTS: length 0 is outside 1..200')
     with pytest.raises(ProtocolError) as exc:
         protocols.the_oracle.check('recv', 'PKGEXISTS', 'a\0b')
     assert 'NUL character' in str(exc.value)
