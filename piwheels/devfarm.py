@@ -29,6 +29,8 @@ import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
+from packaging import tags
+
 from .pgcluster import PrivateCluster, free_port
 
 #: the ordinary database role the master connects as, and its password
@@ -70,6 +72,12 @@ def command_line(command, *args):
     return [sys.executable, '-c',
             'import sys; from {} import main; sys.exit(main())'.format(module),
             ] + list(args)
+
+
+def native_abi():
+    """Return the ABI tag this interpreter builds wheels for (the one the
+    farm's slave builds, so the database must schedule builds for it)."""
+    return next(iter(tags.sys_tags())).abi
 
 
 def serve_output(path, host='127.0.0.1', port=0):
@@ -248,7 +256,7 @@ def main(args=None):
         if 'piw-initdb' not in missing:
             result = subprocess.run(
                 command_line('piw-initdb', '--yes', '--dsn', farm.superuser_dsn,
-                             '--user', DB_USER))
+                             '--user', DB_USER, '--add-abi', native_abi()))
             if result.returncode != 0:
                 print('piw-initdb failed (exit status {}); see above'.format(
                     result.returncode))

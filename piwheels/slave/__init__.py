@@ -305,9 +305,9 @@ class PiWheelsSlave(Command):
                 'master asked for {!r}, which this build did not '
                 'produce'.format(filename)) from None
         self.logger.info('sending %s (%d bytes)', filename, wheel.filesize)
+        # no logger: at DEBUG it would write out every chunk's bytes
         queue = self.context.socket(
-            transport.DEALER, protocol=reversed(protocols.file_juggler_files),
-            logger=self.logger)
+            transport.DEALER, protocol=reversed(protocols.file_juggler_files))
         queue.hwm = 10
         queue.connect('tcp://{}:{}'.format(
             bracket(self.config.master), self.config.file_port))
