@@ -1,0 +1,402 @@
+"""piw-master: runs the master's tasks, relays their status to monitors and obeys the monitors' commands.
+
+:class:`PiWheelsMaster` is the ``piw-master`` command. It checks the
+database, starts every task of :data:`TASKS` (each a thread talking to the
+others over ZeroMQ), then spends its time in :meth:`PiWheelsMaster.main_loop`:
+forwarding the tasks' status messages (``inproc://status``) to the monitors'
+PUB queue, and carrying out the monitors' control messages. SIGTERM, or a
+QUIT from a monitor, stops every task in reverse order and exits.
+"""
+
+import importlib
+import signal
+import socket
+from datetime import datetime, timedelta, timezone
+
+from .. import __version__, protocols, transport
+from ..exc import ConfigError, MasterError, ProtocolError
+from ..systemd import Notifier
+from ..terminal import Command, duration
+
+#: where tasks send their status messages for the monitors
+STATUS_QUEUE = 'inproc://status'
+
+#: the master's tasks in the order they start: each task binds its own
+#: queues in its constructor, so a task comes after every task whose queue
+#: it connects to. Each entry is ``(module, class, option)``: *option* names
+#: the configuration value saying how many to run (``None``: one). A module
+#: that does not exist (a part not written yet) is skipped with a warning.
+TASKS = [
+    ('piwheels.master.seraph', 'Seraph', None),
+    ('piwheels.master.the_oracle', 'TheOracle', 'oracles'),
+    ('piwheels.master.the_scribe', 'TheScribe', None),
+    ('piwheels.master.the_secretary', 'TheSecretary', None),
+    ('piwheels.master.file_juggler', 'FileJuggler', None),
+    ('piwheels.master.big_brother', 'BigBrother', None),
+    ('piwheels.master.slave_driver', 'SlaveDriver', None),
+    ('piwheels.master.the_architect', 'TheArchitect', None),
+    ('piwheels.master.mr_chase', 'MrChase', None),
+    ('piwheels.master.cloud_gazer', 'CloudGazer', None),
+    ('piwheels.master.lumberjack', 'Lumberjack', None),
+]
+
+#: how long a KILL of every slave waits for them to leave before the master
+#: quits too
+KILL_ALL_GRACE = timedelta(seconds=15)
+
+
+def size(text):
+    """Parse *text* like ``500M``, ``2G`` or ``1048576`` into bytes; an
+    argparse ``type``."""
+    units = {'': 1, 'K': 1024, 'M': 1024 ** 2, 'G': 1024 ** 3, 'T': 1024 ** 4}
+    text = text.strip().upper().rstrip('B')
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, '')
+    try:
+        value = int(float(number) * units[unit])
+    except ValueError:
+        raise ValueError('invalid size {!r} (use e.g. 500M, 2G)'.format(
+            text)) from None
+    if value <= 0:
+        raise ValueError('size must be positive')
+    return value
+
+
+def positive_int(text):
+    """Parse *text* as an integer of at least 1; an argparse ``type``."""
+    value = int(text)
+    if value < 1:
+        raise ValueError('must be at least 1')
+    return value
+
+
+def sig_term(signo, stack_frame):
+    """Handler for SIGTERM: raise :exc:`SystemExit` so that
+    :meth:`PiWheelsMaster.main_loop` ends and the tasks are stopped."""
+    raise SystemExit(0)
+
+
+def load_tasks(task_list=TASKS, logger=None):
+    """Return ``[(class, option)]`` for the entries of *task_list* whose
+    module exists. A module that is missing is reported on *logger*; an
+    import error inside a module that exists is not hidden."""
+    classes = []
+    for module_name, class_name, option in task_list:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            if logger is not None:
+                logger.warning('%s is not available; not started', class_name)
+            continue
+        classes.append((getattr(module, class_name), option))
+    return classes
+
+
+class PiWheelsMaster(Command):
+    """The piw-master command: starts the tasks and relays between them and
+    the monitors."""
+
+    section = 'master'
+    description = (
+        'Coordinate the build slaves, keep the database of packages and '
+        'builds, and write the web output.')
+
+    def __init__(self):
+        super().__init__()
+        self.tasks = []
+        self.status_queue = None
+        self.control_queue = None
+        self.int_status_queue = None
+        self.notifier = Notifier()
+        self.quit_deadline = None
+
+    def configure_parser(self):
+        parser = super().configure_parser()
+        parser.add_argument(
+            '-d', '--dsn', default='postgresql:///piwheels',
+            help='the database to use; it must have been set up with '
+            'piw-initdb and the user must not be a PostgreSQL superuser')
+        parser.add_argument(
+            '-o', '--output-path', metavar='PATH', default='/var/www/piwheels',
+            help='the path under which the web site is written; it must be '
+            'writable by the current user')
+        parser.add_argument(
+            '--dev-mode', action='store_true', default=False,
+            help='run in development mode: shorter timeouts, faster queue '
+            'refreshes (see the piw-master documentation)')
+        parser.add_argument(
+            '--pypi-xmlrpc', metavar='URL', default='https://pypi.org/pypi',
+            help='the URL of the PyPI XML-RPC service')
+        parser.add_argument(
+            '--pypi-simple', metavar='URL', default='https://pypi.org/simple',
+            help='the URL of the PyPI simple API slaves build from')
+        for name, default, what in [
+                ('status', 'ipc:///tmp/piw-status',
+                 'report status to monitors'),
+                ('control', 'ipc:///tmp/piw-control',
+                 'let monitors control the master'),
+                ('import', 'ipc:///tmp/piw-import',
+                 'talk to piw-import, piw-add, piw-remove and piw-rebuild'),
+                ('log', 'ipc:///tmp/piw-logger', 'receive from piw-logger'),
+                ('slave', 'tcp://*:5555', 'talk to the build slaves'),
+                ('file', 'tcp://*:5556', 'receive files from the slaves'),
+                ('web', 'inproc://web', 'ask for web pages to be written'),
+                ('builds', 'inproc://builds', 'pass on pending builds'),
+                ('db', 'inproc://db', 'talk to the database server'),
+                ('fs', 'inproc://fs', 'talk to the file-system server'),
+                ('stats', 'inproc://stats',
+                 'send statistics to the collator task')]:
+            parser.add_argument(
+                '--{}-queue'.format(name), metavar='ADDR', default=default,
+                help='the address of the queue used to {}'.format(what))
+        parser.add_argument(
+            '--oracles', metavar='N', type=positive_int, default=3,
+            help='the number of database server tasks')
+        parser.add_argument(
+            '--max-build-timeout', metavar='DURATION', type=duration,
+            default=timedelta(hours=3),
+            help='the longest build timeout a slave may announce; longer '
+            'ones are clamped to this')
+        parser.add_argument(
+            '--slave-timeout', metavar='DURATION', type=duration, default=None,
+            help='how long a slave may stay silent before it is assumed '
+            'dead and its build is handed to another (default: 5m, or 30s '
+            'in development mode)')
+        parser.add_argument(
+            '--max-file-size', metavar='SIZE', type=size,
+            default=size('2G'),
+            help='the largest wheel accepted from a slave')
+        parser.add_argument(
+            '--build-retries', metavar='N', type=int, default=3,
+            help='how many times a build that failed for a transient reason '
+            '(timeout, out of memory, full disk, network) is tried again')
+        parser.add_argument(
+            '--transfer-retries', metavar='N', type=int, default=3,
+            help='how many times a file that fails to verify is fetched '
+            'again before its build counts as failed')
+        return parser
+
+    def parse_args(self, args=None):
+        config = super().parse_args(args)
+        if config.slave_timeout is None:
+            config.slave_timeout = timedelta(
+                seconds=30 if config.dev_mode else 300)
+        if config.build_retries < 0 or config.transfer_retries < 0:
+            raise ConfigError('retry counts must not be negative')
+        return config
+
+    def run(self, config):
+        self.logger.info('PiWheels Master version %s', __version__)
+        check_database(config)
+        signal.signal(signal.SIGTERM, sig_term)
+        ctx = transport.Context.instance()
+        try:
+            self.start_queues(ctx, config)
+            self.start_tasks(config)
+            self.notifier.ready()
+            self.logger.info('started; slaves connect to %s',
+                             config.slave_queue)
+            self.main_loop()
+        except SystemExit:
+            self.logger.warning('shutting down on request')
+        except KeyboardInterrupt:
+            self.logger.warning('shutting down on Ctrl+C')
+        finally:
+            self.notifier.stopping()
+            self.stop_tasks()
+            self.close_queues()
+        return 1 if self.failed_tasks() else 0
+
+    def start_queues(self, ctx, config):
+        """Bind the monitors' queues and the internal status queue."""
+        self.int_status_queue = ctx.socket(
+            transport.PULL, protocol=protocols.master_status,
+            logger=self.logger)
+        self.int_status_queue.hwm = 100000
+        self.int_status_queue.bind(STATUS_QUEUE)
+        self.status_queue = ctx.socket(
+            transport.PUB, protocol=protocols.monitor_status,
+            logger=self.logger)
+        self.status_queue.hwm = 100000
+        self.control_queue = ctx.socket(
+            transport.PULL, protocol=protocols.master_control,
+            logger=self.logger)
+        try:
+            self.status_queue.bind(config.status_queue)
+            self.control_queue.bind(config.control_queue)
+        except transport.ZMQError as exc:
+            raise MasterError(
+                'unable to listen on the monitor queues ({}); is another '
+                'master running?'.format(exc)) from None
+
+    def close_queues(self):
+        for queue in (self.int_status_queue, self.status_queue,
+                      self.control_queue):
+            if queue is not None:
+                queue.close(linger=0)
+
+    def start_tasks(self, config):
+        """Construct and start every available task of :data:`TASKS`."""
+        for task_class, option in load_tasks(logger=self.logger):
+            for _ in range(getattr(config, option) if option else 1):
+                try:
+                    task = task_class(config)
+                except transport.ZMQError as exc:
+                    raise MasterError('{}: unable to set up its queues: '
+                                      '{}'.format(task_class.__name__, exc))
+                self.tasks.append(task)
+                task.start()
+
+    def stop_tasks(self):
+        """Ask every task to quit, newest first, and wait for them."""
+        for task in reversed(self.tasks):
+            if task.is_alive():
+                task.quit()
+        for task in reversed(self.tasks):
+            task.join(timeout=30)
+            if task.is_alive():
+                self.logger.error('%s did not stop within 30s', task.name)
+        self.tasks = []
+
+    def failed_tasks(self):
+        return [task for task in self.tasks if task.failure is not None]
+
+    def find_task(self, class_name):
+        """Return the running task called *class_name*, or None."""
+        for task in self.tasks:
+            if type(task).__name__ == class_name:
+                return task
+        return None
+
+    def main_loop(self):
+        """Forward status messages to the monitors and obey control messages
+        until told to quit, or until a task dies."""
+        poller = transport.Poller()
+        poller.register(self.int_status_queue, transport.POLLIN)
+        poller.register(self.control_queue, transport.POLLIN)
+        watchdog = self.notifier.watchdog_period()
+        while True:
+            ready = poller.poll(1)
+            if self.int_status_queue in ready:
+                self.broadcast_status()
+            if self.control_queue in ready:
+                try:
+                    msg, data = self.control_queue.recv_msg()
+                except ProtocolError as exc:
+                    self.logger.error('invalid control message ignored: %s',
+                                      exc)
+                else:
+                    handler = getattr(self, 'do_{}'.format(msg.lower()))
+                    handler(data)
+            dead = [task for task in self.tasks if not task.is_alive()]
+            if dead:
+                raise MasterError('{} stopped unexpectedly'.format(
+                    ', '.join(task.name for task in dead)))
+            if watchdog is not None:
+                self.notifier.watchdog_ping()
+            if (self.quit_deadline is not None
+                    and datetime.now(timezone.utc) >= self.quit_deadline):
+                self.logger.warning('stopping after KILL of every slave')
+                return
+
+    def broadcast_status(self, limit=1000):
+        """Publish the waiting internal status messages (up to *limit*) to
+        the monitors. They were validated when the tasks sent them, so
+        they're relayed as they are."""
+        for _ in range(limit):
+            try:
+                frames = self.int_status_queue.recv_multipart(
+                    transport.NOBLOCK)
+            except transport.Again:
+                return
+            self.status_queue.send_multipart(frames[-1:])
+
+    def master_info(self):
+        return protocols.MasterInfo(
+            datetime.now(timezone.utc), socket.gethostname()[:200],
+            __version__)
+
+    def do_hello(self, data):
+        """A monitor arrived: replay the master's HELLO, every slave's HELLO
+        and the latest statistics."""
+        self.logger.info('monitor attached; replaying status')
+        self.status_queue.send_msg('HELLO', self.master_info())
+        slave_driver = self.find_task('SlaveDriver')
+        if slave_driver is not None:
+            slave_driver.list_slaves()
+        big_brother = self.find_task('BigBrother')
+        if big_brother is not None:
+            big_brother.replay_stats()
+
+    def do_pause(self, data):
+        """Pause every task."""
+        self.logger.warning('pausing operations')
+        for task in self.tasks:
+            task.pause()
+
+    def do_resume(self, data):
+        """Resume every task."""
+        self.logger.warning('resuming operations')
+        for task in self.tasks:
+            task.resume()
+
+    def _slave_command(self, method, slave_id):
+        slave_driver = self.find_task('SlaveDriver')
+        if slave_driver is None:
+            self.logger.error('no SlaveDriver to pass the command to')
+            return
+        getattr(slave_driver, method)(slave_id)
+
+    def do_kill(self, slave_id):
+        """Stop slave *slave_id*; None stops every slave and then the
+        master."""
+        if slave_id is None:
+            self.logger.warning('killing every slave, then the master')
+            self.quit_deadline = datetime.now(timezone.utc) + KILL_ALL_GRACE
+        else:
+            self.logger.warning('killing slave %d', slave_id)
+        self._slave_command('kill_slave', slave_id)
+
+    def do_skip(self, slave_id):
+        """Abandon the current build of slave *slave_id*."""
+        self.logger.warning('skipping the build of slave %d', slave_id)
+        self._slave_command('skip_slave', slave_id)
+
+    def do_sleep(self, slave_id):
+        """Stop giving slave *slave_id* work; None pauses every slave and
+        the master."""
+        if slave_id is None:
+            self.logger.warning('sleeping every slave and the master')
+            self.do_pause(None)
+        else:
+            self.logger.warning('sleeping slave %d', slave_id)
+            self._slave_command('sleep_slave', slave_id)
+
+    def do_wake(self, slave_id):
+        """Give slave *slave_id* work again; None resumes every slave and the
+        master."""
+        if slave_id is None:
+            self.logger.warning('waking every slave and the master')
+            self.do_resume(None)
+        else:
+            self.logger.warning('waking slave %d', slave_id)
+            self._slave_command('wake_slave', slave_id)
+
+    def do_quit(self, data):
+        """Shut the master down."""
+        self.logger.warning('quitting on request of a monitor')
+        raise SystemExit(0)
+
+
+def check_database(config):
+    """Check the database at ``config.dsn`` is reachable and of the schema
+    version this code needs.
+
+    :raises DatabaseError: with a one-line explanation otherwise.
+    """
+    from .db import Database
+    Database(config.dsn).close()
+
+
+main = PiWheelsMaster()

@@ -1,0 +1,629 @@
+"""SlaveDriver: hands builds to the build slaves, collects their results and wheels, and records them.
+
+Slaves drive the conversation (:data:`~piwheels.protocols.slave_driver`, a
+strict request/reply): HELLO is answered with ACK (or DIE when the slave
+runs another piwheels or protocol version), IDLE with BUILD or SLEEP, BUSY
+with CONT (or DONE to abandon the build), BUILT with SEND for each wheel
+(transferred to FileJuggler) or DONE, SENT with the next SEND or DONE, and
+any request with DIE once an operator killed the slave.
+
+No reply waits for the database: finished builds are recorded in batches
+over an asynchronous queue (one LOGBUILDS in flight at a time; those that
+finish meanwhile make the next batch), and their wheels, verified and
+staged by FileJuggler, are published once the database has said whether
+each file is new, a duplicate, or a conflict with a published file.
+
+A version is never handed to two slaves at once, nor again while its build
+is being recorded, nor while the queue from TheArchitect may predate its
+record. A build that failed for a transient reason comes back in the queue
+(the database counts the attempts) and goes preferably to another slave.
+"""
+
+import re
+import time
+from collections import deque
+from datetime import timedelta
+
+from .. import __version__, protocols, transport
+from ..exc import TransportError
+from ..protocols import NoData, PROTOCOL_VERSION
+from ..states import SlaveState, utcnow
+from ..tasks import PausingTask, TaskControl
+from . import STATUS_QUEUE
+from .file_juggler import FsClient, TransferError, TransferRetry
+
+#: where CloudGazer and MrChase send deletions
+DELETIONS_QUEUE = 'inproc://deletions'
+
+#: failures worth another attempt, preferably on another slave
+TRANSIENT_FAILURES = frozenset({'killed', 'disk', 'network'})
+
+#: a build may overrun its (clamped) build timeout by this much before the
+#: master abandons it
+BUILD_GRACE = timedelta(minutes=1)
+
+
+class SlaveDriver(PausingTask):
+    """Coordinates the build slaves.
+
+    Queues:
+
+    * ``slave_queue``: ROUTER, binds ``config.slave_queue``
+      (:data:`~piwheels.protocols.slave_driver`), from piw-slave (REQ);
+    * ``builds_queue``: PULL, binds ``config.builds_queue``
+      (:data:`~piwheels.protocols.the_architect`), from TheArchitect;
+    * ``delete_queue``: PULL, binds :data:`DELETIONS_QUEUE`
+      (:data:`~piwheels.protocols.slave_driver_deletions`);
+    * ``db_queue``: DEALER, connects ``config.db_queue``
+      (:data:`~piwheels.protocols.the_oracle`): LOGBUILDS, asynchronously;
+    * ``status_queue``: PUSH, connects
+      :data:`~piwheels.master.STATUS_QUEUE`
+      (:data:`~piwheels.protocols.master_status`): every message to and from
+      a slave, for the monitors;
+    * ``web_queue``: PUSH, connects ``config.web_queue``
+      (:data:`~piwheels.protocols.the_secretary`): pages and logs to write;
+    * ``stats_queue``: PUSH, connects ``config.stats_queue``
+      (:data:`~piwheels.protocols.big_brother`): queue sizes and slaves;
+    * an :class:`~piwheels.master.file_juggler.FsClient` (REQ) to
+      FileJuggler.
+
+    While paused it still answers every slave (IDLE gets SLEEP).
+    """
+
+    def __init__(self, config):
+        super().__init__(config, protocols.slave_driver_control)
+        self.pypi_simple = config.pypi_simple
+        self.max_build_timeout = config.max_build_timeout
+        self.slave_timeout = config.slave_timeout
+        self.max_file_size = config.max_file_size
+        self.slave_queue = self.socket(
+            transport.ROUTER, protocol=protocols.slave_driver)
+        self.slave_queue.hwm = 10000
+        self.slave_queue.bind(config.slave_queue)
+        self.builds_queue = self.socket(
+            transport.PULL, protocol=protocols.the_architect)
+        self.builds_queue.hwm = 10
+        self.builds_queue.bind(config.builds_queue)
+        self.delete_queue = self.socket(
+            transport.PULL, protocol=protocols.slave_driver_deletions)
+        self.delete_queue.bind(DELETIONS_QUEUE)
+        self.db_queue = self.socket(
+            transport.DEALER, protocol=protocols.the_oracle.reversed())
+        self.db_queue.hwm = 10000
+        self.db_queue.connect(config.db_queue)
+        self.status_queue = self.socket(
+            transport.PUSH, protocol=protocols.master_status.reversed())
+        self.status_queue.hwm = 100000
+        self.status_queue.connect(STATUS_QUEUE)
+        self.web_queue = self.socket(
+            transport.PUSH, protocol=protocols.the_secretary.reversed())
+        self.web_queue.hwm = 100000
+        self.web_queue.connect(config.web_queue)
+        self.stats_queue = self.socket(
+            transport.PUSH, protocol=protocols.big_brother.reversed())
+        self.stats_queue.hwm = 10
+        self.stats_queue.connect(config.stats_queue)
+        self.fs = FsClient(config, self.logger)
+        self.slaves = {}          # address -> SlaveState
+        self.hellos = {}          # address -> the slave's SlaveHello
+        self.queues = {}          # ABI -> deque of PackageVersion
+        self.active = {}          # (package, version) -> SlaveState
+        self.unrecorded = []      # finished builds waiting for the database
+        self.recording = None     # the batch the database is recording
+        self.recorded = {}        # (package, version) -> when it was recorded
+        self.failed_on = {}       # (package, version, abi) -> slave labels
+        self.sleeping = set()     # slave ids told to sleep
+        self.skipping = set()     # slave ids whose build is abandoned
+        self.last_build = None
+        self.web_dropped = 0
+        self.register(self.slave_queue, self.handle_slave)
+        self.register(self.builds_queue, self.handle_build)
+        self.register(self.delete_queue, self.handle_delete)
+        self.register(self.db_queue, self.handle_db_reply)
+        self.every(timedelta(seconds=5), self.remove_expired)
+        self.every(timedelta(seconds=10), self.send_stats)
+
+    def close(self):
+        self.fs.close()
+        super().close()
+
+    # -- control ---------------------------------------------------------------
+
+    def kill_slave(self, slave_id):
+        """Tell slave *slave_id* (None: every slave) DIE at its next
+        request."""
+        self.send_control('KILL', slave_id)
+
+    def skip_slave(self, slave_id):
+        """Abandon slave *slave_id*'s current build."""
+        self.send_control('SKIP', slave_id)
+
+    def sleep_slave(self, slave_id):
+        """Stop giving slave *slave_id* (None: every slave) work."""
+        self.send_control('SLEEP', slave_id)
+
+    def wake_slave(self, slave_id):
+        """Give slave *slave_id* (None: every slave) work again."""
+        self.send_control('WAKE', slave_id)
+
+    def list_slaves(self):
+        """Replay every slave's HELLO (and its latest reply) to the
+        monitors."""
+        self.send_control('HELLO')
+
+    def handle_control(self, queue):
+        """Handle PAUSE/RESUME/QUIT, and the monitors' KILL, SKIP, SLEEP,
+        WAKE and HELLO."""
+        try:
+            super().handle_control(queue)
+        except TaskControl as ctrl:
+            if ctrl.msg == 'HELLO':
+                self.replay_slaves()
+                return
+            targets = [
+                slave for slave in self.slaves.values()
+                if ctrl.data is None or slave.slave_id == ctrl.data]
+            if not targets:
+                self.logger.warning('SlaveDriver: %s: no slave %s', ctrl.msg,
+                                    ctrl.data)
+            for slave in targets:
+                if ctrl.msg == 'KILL':
+                    slave.kill()
+                elif ctrl.msg == 'SKIP':
+                    self.skipping.add(slave.slave_id)
+                elif ctrl.msg == 'SLEEP':
+                    self.sleeping.add(slave.slave_id)
+                else:
+                    self.sleeping.discard(slave.slave_id)
+
+    def replay_slaves(self):
+        for address, slave in self.slaves.items():
+            self.status(slave, 'HELLO', self.hellos[address])
+            if slave.reply is not None:
+                self.status(slave, *slave.reply)
+
+    def handle_paused(self, queue):
+        """While paused the slaves are still answered (IDLE gets SLEEP) and
+        the other queues still drained."""
+        handler = {
+            self.slave_queue: self.handle_slave,
+            self.builds_queue: self.handle_build,
+            self.delete_queue: self.handle_delete,
+            self.db_queue: self.handle_db_reply,
+        }[queue]
+        self._call(handler, queue)
+
+    # -- the build queue -------------------------------------------------------
+
+    def handle_build(self, queue):
+        """Replace the per-ABI build queues with TheArchitect's latest
+        (builds recorded since its query began stay out of it)."""
+        msg, build_queue = queue.recv_msg()
+        now = time.monotonic()
+        cutoff = now - (utcnow() - build_queue.queried_at).total_seconds()
+        self.recorded = {
+            key: when for key, when in self.recorded.items() if when >= cutoff}
+        self.queues = {
+            abi: deque(versions) for abi, versions in build_queue.queue.items()}
+        queued = {
+            (entry.package, entry.version, abi)
+            for abi, versions in build_queue.queue.items()
+            for entry in versions}
+        self.failed_on = {
+            key: labels for key, labels in self.failed_on.items()
+            if key in queued}
+
+    def handle_delete(self, queue):
+        """Forget queued builds of a deleted package or version."""
+        msg, data = queue.recv_msg()
+        if msg == 'DELPKG':
+            def gone(entry):
+                return entry.package == data
+        else:
+            def gone(entry):
+                return entry == data
+        for abi, versions in self.queues.items():
+            self.queues[abi] = deque(
+                entry for entry in versions if not gone(entry))
+
+    def next_job(self, slave):
+        """Return the next version for *slave* to build, or None.
+
+        Versions being built or recorded are dropped from the queue; one
+        this slave failed on for a transient reason is left for another
+        slave of the same ABI, if there is one.
+        """
+        versions = self.queues.get(slave.native_abi)
+        if not versions:
+            return None
+        others = any(
+            other is not slave and other.native_abi == slave.native_abi
+            for other in self.slaves.values())
+        passed = []
+        job = None
+        while versions:
+            entry = versions.popleft()
+            key = (entry.package, entry.version)
+            if key in self.active or key in self.recorded:
+                continue
+            failed_on = self.failed_on.get(key + (slave.native_abi,), ())
+            if others and slave.label in failed_on:
+                passed.append(entry)
+                continue
+            job = entry
+            break
+        versions.extendleft(reversed(passed))
+        return job
+
+    # -- the slaves -------------------------------------------------------------
+
+    def handle_slave(self, queue, limit=100):
+        """Answer the requests waiting from slaves (up to *limit* per call,
+        so the other queues are not starved)."""
+        for _ in range(limit):
+            try:
+                address, msg, data = queue.recv_addr_msg(transport.NOBLOCK)
+            except transport.Again:
+                return
+            except protocols.ProtocolError as exc:
+                self.protocol_errors += 1
+                self.logger.error('SlaveDriver: invalid message ignored: %s',
+                                  exc)
+                continue
+            self.handle_request(address, msg, data)
+
+    def handle_request(self, address, msg, data):
+        slave = self.slaves.get(address)
+        if msg == 'HELLO':
+            reply = self.do_hello(address, data)
+            slave = self.slaves.get(address)
+        elif slave is None:
+            self.logger.warning(
+                'SlaveDriver: %s from an unknown slave ignored (the master '
+                'restarted?); it will start again from HELLO', msg)
+            return
+        else:
+            slave.received(msg, data)
+            self.status(slave, msg, data)
+            if slave.killed and msg != 'BYE':
+                reply = ('DIE', '')
+            else:
+                reply = getattr(self, 'do_{}'.format(msg.lower()))(slave)
+        if reply is None:
+            return
+        action, reply_data = reply
+        try:
+            self.slave_queue.send_addr_msg(address, action, reply_data)
+        except TransportError as exc:
+            self.logger.warning('SlaveDriver: %s', exc)
+            return
+        if slave is not None:
+            slave.sent(action, reply_data)
+            self.status(slave, action, reply_data)
+
+    def do_hello(self, address, hello):
+        """A slave (re)starts: welcome it with ACK, or send DIE when it runs
+        other software."""
+        if (hello.protocol_version != PROTOCOL_VERSION
+                or hello.piwheels_version != __version__):
+            reason = (
+                'the master runs piwheels {} (protocol {}) but this slave '
+                'runs piwheels {} (protocol {}); upgrade it'.format(
+                    __version__, PROTOCOL_VERSION, hello.piwheels_version,
+                    hello.protocol_version))
+            self.logger.error('SlaveDriver: rejecting slave %s: %s',
+                              hello.label, reason)
+            return 'DIE', reason[:1000]
+        if address in self.slaves:
+            self.forget(self.slaves[address], 'started again')
+        slave = SlaveState.from_hello(address, hello, self.slave_timeout,
+                                      self.max_build_timeout)
+        self.slaves[address] = slave
+        self.hellos[address] = hello
+        self.logger.warning(
+            'SlaveDriver: slave %d (%s, %s on %s) connected', slave.slave_id,
+            slave.label, slave.native_abi, slave.native_platform)
+        self.status(slave, 'HELLO', hello)
+        return 'ACK', protocols.SlaveAck(slave.slave_id, self.pypi_simple,
+                                         slave.build_timeout)
+
+    def do_idle(self, slave):
+        """The slave wants work: BUILD the next version for its ABI, or
+        SLEEP."""
+        self.release(slave)
+        if self.paused or slave.slave_id in self.sleeping:
+            return 'SLEEP', NoData
+        job = self.next_job(slave)
+        if job is None:
+            return 'SLEEP', NoData
+        self.active[tuple(job)] = slave
+        self.logger.info('SlaveDriver: slave %d: build %s %s',
+                         slave.slave_id, job.package, job.version)
+        return 'BUILD', protocols.BuildRequest(job.package, job.version)
+
+    def do_busy(self, slave):
+        """The slave is still building: CONT, or DONE to abandon a build an
+        operator skipped or that overran its time."""
+        if slave.slave_id in self.skipping:
+            self.skipping.discard(slave.slave_id)
+            self.logger.warning('SlaveDriver: slave %d: build skipped on '
+                                'request', slave.slave_id)
+            return 'DONE', NoData
+        if (slave.build_started is not None and utcnow() - slave.build_started
+                > slave.build_timeout + BUILD_GRACE):
+            self.logger.error(
+                'SlaveDriver: slave %d: build of %s %s overran its %s '
+                'timeout; abandoned', slave.slave_id,
+                slave.build_request.package, slave.build_request.version,
+                slave.build_timeout)
+            return 'DONE', NoData
+        return 'CONT', NoData
+
+    def do_built(self, slave):
+        """The build finished: record a failure (DONE), or ask for the first
+        wheel (SEND)."""
+        build = slave.build
+        if build is None:
+            self.logger.error('SlaveDriver: slave %d sent BUILT without a '
+                              'build; ignored', slave.slave_id)
+            return 'DONE', NoData
+        self.last_build = utcnow()
+        problem = self.check_files(slave, build)
+        if problem is not None:
+            self.logger.error('SlaveDriver: slave %d: build of %s %s '
+                              'rejected: %s', slave.slave_id, build.package,
+                              build.version, problem)
+            self.fail(build, 'error', 'rejected by the master: ' + problem)
+        if not build.status or not build.files:
+            if not build.status:
+                self.logger.info('SlaveDriver: slave %d: build of %s %s '
+                                 'failed (%s)', slave.slave_id, build.package,
+                                 build.version, build.failure or 'error')
+            self.finish(slave)
+            return 'DONE', NoData
+        return self.send_next(slave)
+
+    def check_files(self, slave, build):
+        """Return why the files of *build* can't be accepted, or None."""
+        package = canonical_name(build.package)
+        for file in build.files.values():
+            if canonical_name(file.package_tag) != package:
+                return '{} is not a wheel of {}'.format(
+                    file.filename, build.package)
+            if file.abi_tag not in (slave.native_abi, 'none', 'abi3'):
+                return '{} is not for ABI {}'.format(
+                    file.filename, slave.native_abi)
+            if file.filesize > self.max_file_size:
+                return '{} is {} bytes, more than the {}-byte limit'.format(
+                    file.filename, file.filesize, self.max_file_size)
+        return None
+
+    def fail(self, build, failure, reason):
+        """Turn *build* into a failure of kind *failure*, saying why at the
+        end of its log."""
+        build.status = False
+        build.failure = failure
+        build.output = '{}\n[piw-master] {}\n'.format(
+            build.output, reason)[-protocols.MAX_BUILD_OUTPUT:]
+        for file in build.files.values():
+            if file.transferred:
+                self.discard(slave_id=build.slave_id, package=build.package,
+                             filename=file.filename)
+        build.files.clear()
+
+    def send_next(self, slave):
+        """Ask for the build's next wheel (SEND), or finish (DONE)."""
+        build = slave.build
+        filename = build.next_file
+        if filename is None:
+            self.finish(slave)
+            return 'DONE', NoData
+        try:
+            self.fs.expect(slave.slave_id, build.files[filename])
+        except (TransferError, TransportError) as exc:
+            self.fail(build, 'error', 'transfer refused: {}'.format(exc))
+            self.finish(slave)
+            return 'DONE', NoData
+        return 'SEND', filename
+
+    def do_sent(self, slave):
+        """The slave sent the wheel asked for: have FileJuggler verify it,
+        then SEND the next, SEND it again, or finish."""
+        build = slave.build
+        if build is None or build.next_file is None:
+            self.logger.error('SlaveDriver: slave %d sent SENT with nothing '
+                              'to send; ignored', slave.slave_id)
+            return 'DONE', NoData
+        filename = build.next_file
+        try:
+            self.fs.check(slave.slave_id, build.package)
+        except TransferRetry as exc:
+            self.logger.warning('SlaveDriver: %s', exc)
+            return 'SEND', filename
+        except (TransferError, TransportError) as exc:
+            self.logger.error('SlaveDriver: slave %d: %s', slave.slave_id, exc)
+            self.fail(build, 'network', 'transfer of {} failed: {}'.format(
+                filename, exc))
+            self.finish(slave)
+            return 'DONE', NoData
+        build.files[filename].verified()
+        return self.send_next(slave)
+
+    def do_bye(self, slave):
+        """The slave is leaving: forget it (no reply)."""
+        self.forget(slave, 'left')
+        return None
+
+    def status(self, slave, action, data):
+        """Tell the monitors about a message to or from *slave* (a build
+        log is left out: monitors don't show it)."""
+        if action == 'BUILT':
+            data = data._replace(output='')
+        try:
+            self.status_queue.send_msg('SLAVE', slave.event(action, data),
+                                       transport.NOBLOCK)
+        except transport.Again:
+            pass
+
+    # -- slaves that finish, leave or die ---------------------------------------
+
+    def release(self, slave):
+        """Forget the version *slave* was building (if it didn't finish, it
+        will come back in the queue)."""
+        for key, builder in list(self.active.items()):
+            if builder is slave:
+                del self.active[key]
+
+    def forget(self, slave, why):
+        """Remove *slave*, dropping its build and any transfer."""
+        self.logger.warning('SlaveDriver: slave %d (%s) %s', slave.slave_id,
+                            slave.label, why)
+        if slave.build_request is not None:
+            self.logger.warning(
+                'SlaveDriver: the build of %s %s by slave %d will be retried',
+                slave.build_request.package, slave.build_request.version,
+                slave.slave_id)
+        if slave.build is not None:
+            for file in slave.build.files.values():
+                if file.transferred:
+                    self.discard(slave.slave_id, slave.build.package,
+                                 file.filename)
+            try:
+                self.fs.abort(slave.slave_id)
+            except (TransferError, TransportError) as exc:
+                self.logger.error('SlaveDriver: %s', exc)
+        self.release(slave)
+        self.sleeping.discard(slave.slave_id)
+        self.skipping.discard(slave.slave_id)
+        del self.slaves[slave.address]
+        del self.hellos[slave.address]
+
+    def remove_expired(self):
+        """Remove slaves silent for longer than their timeout; their builds
+        go to others."""
+        now = utcnow()
+        for slave in list(self.slaves.values()):
+            if slave.expired(now):
+                self.forget(slave, 'fell silent; assuming it died')
+                self.status(slave, 'BYE', NoData)
+
+    def discard(self, slave_id, package, filename):
+        try:
+            self.fs.discard(slave_id, package, filename)
+        except (TransferError, TransportError) as exc:
+            self.logger.error('SlaveDriver: %s', exc)
+
+    # -- recording builds ---------------------------------------------------------
+
+    def finish(self, slave):
+        """Queue the slave's finished build for the database."""
+        build = slave.build
+        key = (build.package, build.version)
+        if not build.status and build.failure in TRANSIENT_FAILURES:
+            self.failed_on.setdefault(
+                key + (slave.native_abi,), set()).add(slave.label)
+        self.unrecorded.append(build)
+        self.active[key] = self.unrecorded
+        self.record_builds()
+
+    def record_builds(self):
+        """Send the waiting builds to the database, unless a batch is being
+        recorded already (its reply sends the next)."""
+        if self.recording is not None or not self.unrecorded:
+            return
+        batch = self.unrecorded[:protocols.MAX_BUILD_BATCH]
+        del self.unrecorded[:len(batch)]
+        records = [build.as_message()._replace(output='') for build in batch]
+        self.db_queue.send_msg('LOGBUILDS', records)
+        self.recording = batch
+
+    def handle_db_reply(self, queue):
+        """The database recorded a batch: publish or discard each build's
+        wheels, ask for its pages and log to be written, send the next
+        batch."""
+        msg, data = queue.recv_msg()
+        batch, self.recording = self.recording, None
+        if batch is None:
+            self.logger.error('SlaveDriver: unexpected %s from the database',
+                              msg)
+            return
+        if msg == 'ERROR':
+            data = [protocols.LoggedBuild(None, set(), set(), set(), data)
+                    ] * len(batch)
+        now = time.monotonic()
+        for build, logged in zip(batch, data):
+            key = (build.package, build.version)
+            if self.active.get(key) is self.unrecorded:
+                del self.active[key]
+            self.recorded[key] = now
+            self.published(build, logged)
+        self.record_builds()
+
+    def published(self, build, logged):
+        """Act on what the database made of *build*."""
+        if logged.build_id is None:
+            self.logger.error(
+                'SlaveDriver: the build of %s %s was not recorded (%s); it '
+                'will be built again', build.package, build.version,
+                logged.error)
+            for filename in build.files:
+                self.discard(build.slave_id, build.package, filename)
+            return
+        for filename in build.files:
+            if filename in logged.new_files:
+                try:
+                    self.fs.publish(build.slave_id, build.package, filename)
+                except (TransferError, TransportError) as exc:
+                    self.logger.error('SlaveDriver: %s', exc)
+            else:
+                if filename in logged.conflicts:
+                    self.logger.error(
+                        'SlaveDriver: build %d of %s %s made %s with other '
+                        'bytes than the published file, which stays; the '
+                        'build is marked with a conflict', logged.build_id,
+                        build.package, build.version, filename)
+                self.discard(build.slave_id, build.package, filename)
+        self.web('LOG', protocols.BuildLog(logged.build_id, build.output))
+        self.web('BOTH' if logged.new_files else 'PROJECT', build.package)
+
+    def web(self, msg, data):
+        """Ask TheSecretary for a page (never blocking a slave's reply)."""
+        try:
+            self.web_queue.send_msg(msg, data, transport.NOBLOCK)
+        except transport.Again:
+            self.web_dropped += 1
+            if self.web_dropped % 1000 == 1:
+                self.logger.error('SlaveDriver: the web queue is full; %d '
+                                  'page requests dropped', self.web_dropped)
+
+    def send_stats(self):
+        """Tell BigBrother the queue sizes and what the slaves do."""
+        counts = {}
+        for slave in self.slaves.values():
+            state = slave_state(slave, self.sleeping)
+            counts[state] = counts.get(state, 0) + 1
+        for msg, data in [
+                ('STATBQ', {abi: len(versions)
+                            for abi, versions in self.queues.items()}),
+                ('STATSLAVES', protocols.SlaveCounts(counts, self.last_build))]:
+            try:
+                self.stats_queue.send_msg(msg, data, transport.NOBLOCK)
+            except transport.Again:
+                pass
+
+
+def canonical_name(name):
+    """Return *name* normalised as PEP 503 says (wheel filenames spell
+    ``foo-bar`` as ``foo_bar``)."""
+    return re.sub(r'[-_.]+', '-', name).lower()
+
+
+def slave_state(slave, sleeping):
+    """Return what *slave* is doing, in a word."""
+    if slave.slave_id in sleeping:
+        return 'sleeping'
+    if slave.build is not None:
+        return 'sending'
+    if slave.build_request is not None:
+        return 'building'
+    return 'idle'
