@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     'tests.fixtures.db',
+    'tests.fixtures.schema',
     'tests.fixtures.index',
     'tests.fixtures.zmq',
     'tests.fixtures.deps',
