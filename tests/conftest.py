@@ -7,4 +7,5 @@ pytest_plugins = [
     'tests.fixtures.zmq',
     'tests.fixtures.deps',
     'tests.fixtures.logs',
+    'tests.fixtures.master',
 ]

@@ -3,8 +3,8 @@
 :class:`PiWheelsMaster` is the ``piw-master`` command. It checks the
 database, starts every task of :data:`TASKS` (each a thread talking to the
 others over ZeroMQ), then spends its time in :meth:`PiWheelsMaster.main_loop`:
-forwarding the tasks' status messages (``inproc://status``) to the monitors'
-PUB queue, and carrying out the monitors' control messages. SIGTERM, or a
+forwarding the tasks' status messages (``--int-status-queue``) to the
+monitors' PUB queue, and carrying out the monitors' control messages. SIGTERM, or a
 QUIT from a monitor, stops every task in reverse order and exits.
 """
 
@@ -17,9 +17,6 @@ from .. import __version__, protocols, transport
 from ..exc import ConfigError, MasterError, ProtocolError
 from ..systemd import Notifier
 from ..terminal import Command, duration
-
-#: where tasks send their status messages for the monitors
-STATUS_QUEUE = 'inproc://status'
 
 #: the master's tasks in the order they start: each task binds its own
 #: queues in its constructor, so a task comes after every task whose queue
@@ -146,7 +143,13 @@ class PiWheelsMaster(Command):
                 ('db', 'inproc://db', 'talk to the database server'),
                 ('fs', 'inproc://fs', 'talk to the file-system server'),
                 ('stats', 'inproc://stats',
-                 'send statistics to the collator task')]:
+                 'send statistics to the collator task'),
+                ('int-status', 'inproc://status',
+                 'gather the tasks\' status for the monitors'),
+                ('oracle', 'inproc://oracles',
+                 'share database requests among the database tasks'),
+                ('deletions', 'inproc://deletions',
+                 'tell SlaveDriver of deleted packages and versions')]:
             parser.add_argument(
                 '--{}-queue'.format(name), metavar='ADDR', default=default,
                 help='the address of the queue used to {}'.format(what))
@@ -214,7 +217,7 @@ class PiWheelsMaster(Command):
             transport.PULL, protocol=protocols.master_status,
             logger=self.logger)
         self.int_status_queue.hwm = 100000
-        self.int_status_queue.bind(STATUS_QUEUE)
+        self.int_status_queue.bind(config.int_status_queue)
         self.status_queue = ctx.socket(
             transport.PUB, protocol=protocols.monitor_status,
             logger=self.logger)

@@ -17,7 +17,6 @@ from ..exc import DatabaseError, TransportError
 from ..protocols import MasterStats
 from ..states import utcnow
 from ..tasks import PauseableTask, TaskControl
-from . import STATUS_QUEUE
 from .the_oracle import DbClient
 
 
@@ -56,7 +55,7 @@ class BigBrother(PauseableTask):
     * ``stats_queue``: PULL, binds ``config.stats_queue``
       (:data:`~piwheels.protocols.big_brother`), from SlaveDriver,
       FileJuggler, CloudGazer and MrChase;
-    * ``status_queue``: PUSH, connects :data:`~piwheels.master.STATUS_QUEUE`
+    * ``status_queue``: PUSH, connects ``config.int_status_queue``
       (:data:`~piwheels.protocols.master_status`): STATS for the monitors;
     * ``web_queue``: PUSH, connects ``config.web_queue``
       (:data:`~piwheels.protocols.the_secretary`): HOME and SEARCH;
@@ -75,7 +74,7 @@ class BigBrother(PauseableTask):
         self.status_queue = self.socket(
             transport.PUSH, protocol=protocols.master_status.reversed())
         self.status_queue.hwm = 100
-        self.status_queue.connect(STATUS_QUEUE)
+        self.status_queue.connect(config.int_status_queue)
         self.web_queue = self.socket(
             transport.PUSH, protocol=protocols.the_secretary.reversed())
         self.web_queue.hwm = 100

@@ -16,9 +16,6 @@ from collections import deque
 from .. import protocols, transport
 from ..tasks import NonStopTask
 
-#: where TheOracle workers connect
-ORACLE_QUEUE = 'inproc://oracles'
-
 
 class Seraph(NonStopTask):
     """The load-balancing router in front of the :class:`TheOracle` workers.
@@ -29,7 +26,7 @@ class Seraph(NonStopTask):
       (:data:`~piwheels.protocols.the_oracle`), from
       :class:`~piwheels.master.the_oracle.DbClient` instances (REQ) and
       asynchronous clients (DEALER);
-    * ``back_queue``: ROUTER, binds :data:`ORACLE_QUEUE`, to the workers
+    * ``back_queue``: ROUTER, binds ``config.oracle_queue``, to the workers
       (REQ).
 
     It never pauses: every other task depends on the database answering.
@@ -44,7 +41,7 @@ class Seraph(NonStopTask):
         self.back_queue = self.socket(
             transport.ROUTER, protocol=protocols.the_oracle)
         self.back_queue.hwm = 100000
-        self.back_queue.bind(ORACLE_QUEUE)
+        self.back_queue.bind(config.oracle_queue)
         self.workers = deque()
         self.waiting = deque()
         self.register(self.front_queue, self.handle_front)

@@ -29,11 +29,7 @@ from ..exc import TransportError
 from ..protocols import NoData, PROTOCOL_VERSION
 from ..states import SlaveState, utcnow
 from ..tasks import PausingTask, TaskControl
-from . import STATUS_QUEUE
 from .file_juggler import FsClient, TransferError, TransferRetry
-
-#: where CloudGazer and MrChase send deletions
-DELETIONS_QUEUE = 'inproc://deletions'
 
 #: failures worth another attempt, preferably on another slave
 TRANSIENT_FAILURES = frozenset({'killed', 'disk', 'network'})
@@ -52,12 +48,11 @@ class SlaveDriver(PausingTask):
       (:data:`~piwheels.protocols.slave_driver`), from piw-slave (REQ);
     * ``builds_queue``: PULL, binds ``config.builds_queue``
       (:data:`~piwheels.protocols.the_architect`), from TheArchitect;
-    * ``delete_queue``: PULL, binds :data:`DELETIONS_QUEUE`
+    * ``delete_queue``: PULL, binds ``config.deletions_queue``
       (:data:`~piwheels.protocols.slave_driver_deletions`);
     * ``db_queue``: DEALER, connects ``config.db_queue``
       (:data:`~piwheels.protocols.the_oracle`): LOGBUILDS, asynchronously;
-    * ``status_queue``: PUSH, connects
-      :data:`~piwheels.master.STATUS_QUEUE`
+    * ``status_queue``: PUSH, connects ``config.int_status_queue``
       (:data:`~piwheels.protocols.master_status`): every message to and from
       a slave, for the monitors;
     * ``web_queue``: PUSH, connects ``config.web_queue``
@@ -86,7 +81,7 @@ class SlaveDriver(PausingTask):
         self.builds_queue.bind(config.builds_queue)
         self.delete_queue = self.socket(
             transport.PULL, protocol=protocols.slave_driver_deletions)
-        self.delete_queue.bind(DELETIONS_QUEUE)
+        self.delete_queue.bind(config.deletions_queue)
         self.db_queue = self.socket(
             transport.DEALER, protocol=protocols.the_oracle.reversed())
         self.db_queue.hwm = 10000
@@ -94,7 +89,7 @@ class SlaveDriver(PausingTask):
         self.status_queue = self.socket(
             transport.PUSH, protocol=protocols.master_status.reversed())
         self.status_queue.hwm = 100000
-        self.status_queue.connect(STATUS_QUEUE)
+        self.status_queue.connect(config.int_status_queue)
         self.web_queue = self.socket(
             transport.PUSH, protocol=protocols.the_secretary.reversed())
         self.web_queue.hwm = 100000

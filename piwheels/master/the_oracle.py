@@ -20,7 +20,6 @@ from ..states import BuildState
 from ..tasks import NonStopTask
 from .db import Database
 from .rpc import RpcClient
-from .seraph import ORACLE_QUEUE
 
 #: each request action and the Database method carrying it out; payload
 #: data is passed as positional arguments, other data as the one argument
@@ -67,7 +66,7 @@ class TheOracle(NonStopTask):
 
     Queues:
 
-    * ``db_queue``: REQ, connects :data:`~piwheels.master.seraph.ORACLE_QUEUE`
+    * ``db_queue``: REQ, connects ``config.oracle_queue``
       (:data:`~piwheels.protocols.the_oracle`): it says READY, then each
       request arrives as ``[client, request]`` and is answered as
       ``[client, reply]``.
@@ -80,7 +79,7 @@ class TheOracle(NonStopTask):
         self.db = Database(config.dsn)
         self.db_queue = self.socket(
             transport.REQ, protocol=protocols.the_oracle)
-        self.db_queue.connect(ORACLE_QUEUE)
+        self.db_queue.connect(config.oracle_queue)
         self.register(self.db_queue, self.handle_db_request)
 
     def once(self):

@@ -1,0 +1,129 @@
+"""Tests of SlaveDriver: a scripted slave over real sockets, with real
+FileJuggler, Seraph and TheOracle threads and the test's PostgreSQL."""
+
+import os
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from piwheels import protocols, transport
+from piwheels.master.file_juggler import FileJuggler
+from piwheels.master.seraph import Seraph
+from piwheels.master.slave_driver import SlaveDriver
+from piwheels.master.the_oracle import TheOracle
+from piwheels.protocols import BuildQueue, PackageVersion
+
+from ..fixtures.schema import run_sql
+from ..fixtures.zmq import poll_until
+from .farm import RunningTasks, ScriptedSlave, result, stats, wheel
+
+
+@pytest.fixture
+def backend(master_config):
+    tasks = RunningTasks(master_config, Seraph, TheOracle, FileJuggler)
+    yield tasks
+    tasks.stop()
+
+
+@pytest.fixture
+def queues(master_config, peer):
+    """The peers of SlaveDriver's outgoing queues, and a PUSH standing in
+    for TheArchitect."""
+    class Queues:
+        status = peer(transport.PULL, protocols.master_status,
+                      bind=master_config.int_status_queue)
+        web = peer(transport.PULL, protocols.the_secretary,
+                   bind=master_config.web_queue)
+        stats = peer(transport.PULL, protocols.big_brother,
+                     bind=master_config.stats_queue)
+    return Queues
+
+
+@pytest.fixture
+def driver(master_config, backend, queues):
+    task = SlaveDriver(master_config)
+    yield task
+    task.close()
+
+
+@pytest.fixture
+def slaves(master_config):
+    made = []
+
+    def make(label='slave1', abi='cp311'):
+        made.append(ScriptedSlave(master_config, label, abi))
+        return made[-1]
+    yield make
+    for slave in made:
+        slave.close()
+
+
+def add_version(dsn, package='foo', version='0.1'):
+    run_sql(dsn, "INSERT INTO packages (package) VALUES (:p) "
+            "ON CONFLICT DO NOTHING", p=package)
+    run_sql(dsn, "INSERT INTO versions (package, version) VALUES (:p, :v)",
+            p=package, v=version)
+
+
+def queue_builds(master_config, peer, driver, *versions, abi='cp311'):
+    """Hand SlaveDriver a build queue, as TheArchitect would."""
+    architect = peer(transport.PUSH, protocols.the_architect.reversed(),
+                     connect=master_config.builds_queue)
+    architect.send('QUEUE', BuildQueue(datetime.now(timezone.utc), {
+        abi: [PackageVersion(*v) for v in versions]}))
+    poll_until(driver, lambda: driver.queues.get(abi))
+
+
+def builds(with_build_abis):
+    return run_sql(with_build_abis[0],
+                   "SELECT package, version, abi_tag, status, failure "
+                   "FROM builds ORDER BY build_id")
+
+
+def test_slave_driver_hello_clamps_build_timeout(driver, slaves):
+    slave = slaves()
+    msg, ack = slave.hello(driver, build_timeout=timedelta(hours=10))
+    assert msg == 'ACK'
+    assert ack.build_timeout == timedelta(hours=3)
+    assert ack.pypi_url == 'https://pypi.org/simple'
+
+
+def test_slave_driver_rejects_other_version(driver, slaves, caplog):
+    slave = slaves()
+    msg, reason = slave.hello(driver, version='0.0.1')
+    assert msg == 'DIE'
+    assert '0.0.1' in reason and 'upgrade' in reason
+    assert 'rejecting slave slave1' in caplog.text
+
+
+def test_slave_driver_idle_without_queue_sleeps(driver, slaves):
+    slave = slaves()
+    slave.hello(driver)
+    assert slave.request('IDLE', stats(), driver) == ('SLEEP', protocols.NoData)
+
+
+def test_slave_driver_build_transfer_and_publish(
+        master_config, with_build_abis, driver, slaves, queues, peer):
+    add_version(with_build_abis[0])
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    slave = slaves()
+    slave.hello(driver)
+    msg, job = slave.request('IDLE', stats(), driver)
+    assert (msg, tuple(job)) == ('BUILD', ('foo', '0.1'))
+    assert slave.request('BUSY', stats(), driver) == ('CONT', protocols.NoData)
+    file, content = wheel()
+    msg, filename = slave.request('BUILT', result([(file, content)]), driver)
+    assert (msg, filename) == ('SEND', file.filename)
+    slave.transfer(content)
+    assert slave.request('SENT', driver=driver) == ('DONE', protocols.NoData)
+    published = os.path.join(master_config.output_path, 'simple', 'foo',
+                             file.filename)
+    poll_until(driver, lambda: os.path.exists(published))
+    with open(published, 'rb') as f:
+        assert f.read() == content
+    assert builds(with_build_abis) == [('foo', '0.1', 'cp311', True, None)]
+    requests = [queues.web.recv(), queues.web.recv()]
+    assert requests[0][0] == 'LOG' and requests[0][1].output == 'build log'
+    assert requests[1] == ('BOTH', 'foo')
+    assert os.listdir(os.path.join(master_config.output_path,
+                                   '.incoming')) == []
