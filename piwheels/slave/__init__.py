@@ -34,6 +34,15 @@ from ..systemd import Notifier
 from ..terminal import Command, duration
 from .builder import Builder
 
+#: the replies the master may give to each request of the slave
+REPLIES = {
+    'HELLO': {'ACK', 'DIE'},
+    'IDLE': {'SLEEP', 'BUILD', 'DIE'},
+    'BUSY': {'CONT', 'DONE', 'DIE'},
+    'BUILT': {'SEND', 'DONE', 'DIE'},
+    'SENT': {'SEND', 'DONE', 'DIE'},
+}
+
 #: how long the slave waits before asking for work again after SLEEP
 SLEEP_INTERVAL = timedelta(seconds=10)
 
@@ -111,6 +120,14 @@ class PiWheelsSlave(Command):
         if not os.access(config.dir, os.W_OK | os.X_OK):
             raise ConfigError('build directory {} is not writable'.format(
                 config.dir))
+        if not 0 < len(config.label) <= 200:
+            raise ConfigError('the label must be 1 to 200 characters long')
+        if config.proven_file:
+            proven_dir = os.path.dirname(os.path.abspath(config.proven_file))
+            if not os.access(proven_dir, os.W_OK | os.X_OK):
+                raise ConfigError(
+                    'cannot write the proven file {}: {} is not a writable '
+                    'directory'.format(config.proven_file, proven_dir))
         self.config = config
         self.notifier = Notifier()
         self._watchdog_period = self.notifier.watchdog_period()
@@ -184,6 +201,9 @@ class PiWheelsSlave(Command):
             if request[0] == 'BYE':
                 return
             msg, data = self.wait_reply(queue, master_timeout)
+            if msg not in REPLIES[request[0]]:
+                raise ProtocolError('master answered {} with {}'.format(
+                    request[0], msg))
             if self.terminating and msg != 'DIE':
                 request = ('BYE', NoData)
             else:
@@ -244,9 +264,16 @@ class PiWheelsSlave(Command):
         self.notifier.status('connected to {} as slave {}'.format(
             self.config.master, self.slave_id))
         if not self.proven and self.config.proven_file:
-            write_atomically(self.config.proven_file, 'proven {} by {}\n'.format(
-                datetime.now(timezone.utc).isoformat(), self.config.master))
-            self.logger.info('wrote %s', self.config.proven_file)
+            try:
+                write_atomically(
+                    self.config.proven_file, 'proven {} by {}\n'.format(
+                        datetime.now(timezone.utc).isoformat(),
+                        self.config.master))
+            except OSError as exc:
+                self.logger.error('unable to write the proven file %s: %s',
+                                  self.config.proven_file, exc)
+            else:
+                self.logger.info('wrote %s', self.config.proven_file)
         self.proven = True
         return ('IDLE', self.get_stats())
 

@@ -326,6 +326,19 @@ def test_slave_starts_over_when_asked_for_unknown_file(
     assert slave.join() == 0
 
 
+def test_slave_starts_over_after_out_of_turn_reply(
+        master, running, package_index, caplog):
+    slave = running()
+    master.hello(package_index)
+    master.expect('IDLE')
+    master.send('CONT')
+    master.expect('HELLO', timeout=30)
+    assert 'master answered IDLE with CONT' in caplog.text
+    master.send('DIE', '')
+    master.expect('BYE')
+    assert slave.join() == 0
+
+
 def test_slave_writes_proven_file_after_ack(master, running, package_index,
                                             tmp_path):
     proven = tmp_path / 'state' / 'proven'
@@ -347,6 +360,15 @@ def test_slave_refuses_missing_build_directory(tmp_path):
     slave = PiWheelsSlave()
     config = slave.parse_args(['--dir', str(tmp_path / 'missing')])
     with pytest.raises(ConfigError, match='does not exist'):
+        slave.run(config)
+
+
+def test_slave_refuses_unwritable_proven_file(tmp_path):
+    slave = PiWheelsSlave()
+    config = slave.parse_args([
+        '--dir', str(tmp_path), '--proven-file',
+        str(tmp_path / 'missing' / 'proven')])
+    with pytest.raises(ConfigError, match='cannot write the proven file'):
         slave.run(config)
 
 
