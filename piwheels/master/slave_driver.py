@@ -257,15 +257,40 @@ class SlaveDriver(PausingTask):
         so the other queues are not starved)."""
         for _ in range(limit):
             try:
-                address, msg, data = queue.recv_addr_msg(transport.NOBLOCK)
+                frames = queue.recv_multipart(transport.NOBLOCK)
             except transport.Again:
                 return
+            address = frames[0]
+            try:
+                msg, data = transport.decode(frames[-1])
+                data = protocols.slave_driver.check('recv', msg, data)
             except protocols.ProtocolError as exc:
-                self.protocol_errors += 1
-                self.logger.error('SlaveDriver: invalid message ignored: %s',
-                                  exc)
-                continue
-            self.handle_request(address, msg, data)
+                self.invalid_request(address, exc)
+            else:
+                self.handle_request(address, msg, data)
+
+    def invalid_request(self, address, exc):
+        """A slave sent a message that breaks the protocol (a filename with
+        a path, a field of the wrong type...): it is told DONE, so it drops
+        whatever it was doing and asks for work again, and the version it
+        was building goes back in the queue."""
+        self.protocol_errors += 1
+        slave = self.slaves.get(address)
+        if slave is None:
+            self.logger.error('SlaveDriver: invalid message from an unknown '
+                              'slave ignored: %s', exc)
+            return
+        self.logger.error('SlaveDriver: slave %d sent an invalid message; '
+                          'its build is abandoned: %s', slave.slave_id, exc)
+        slave.last_seen = utcnow()
+        self.drop_build(slave)
+        try:
+            self.slave_queue.send_addr_msg(address, 'DONE')
+        except TransportError as exc:
+            self.logger.warning('SlaveDriver: %s', exc)
+            return
+        slave.sent('DONE', NoData)
+        self.status(slave, 'DONE', NoData)
 
     def handle_request(self, address, msg, data):
         slave = self.slaves.get(address)
@@ -469,10 +494,9 @@ class SlaveDriver(PausingTask):
             if builder is slave:
                 del self.active[key]
 
-    def forget(self, slave, why):
-        """Remove *slave*, dropping its build and any transfer."""
-        self.logger.warning('SlaveDriver: slave %d (%s) %s', slave.slave_id,
-                            slave.label, why)
+    def drop_build(self, slave):
+        """Abandon *slave*'s build: its staged files and transfer are
+        dropped and its version goes back in the queue."""
         if slave.build_request is not None:
             self.logger.warning(
                 'SlaveDriver: the build of %s %s by slave %d will be retried',
@@ -488,6 +512,13 @@ class SlaveDriver(PausingTask):
             except (TransferError, TransportError) as exc:
                 self.logger.error('SlaveDriver: %s', exc)
         self.release(slave)
+        slave.build_request = slave.build_started = slave.build = None
+
+    def forget(self, slave, why):
+        """Remove *slave*, dropping its build and any transfer."""
+        self.logger.warning('SlaveDriver: slave %d (%s) %s', slave.slave_id,
+                            slave.label, why)
+        self.drop_build(slave)
         self.sleeping.discard(slave.slave_id)
         self.skipping.discard(slave.slave_id)
         del self.slaves[slave.address]
@@ -519,6 +550,9 @@ class SlaveDriver(PausingTask):
                 key + (slave.native_abi,), set()).add(slave.label)
         self.unrecorded.append(build)
         self.active[key] = self.unrecorded
+        # the build is the database's now: nothing the slave does (leaving,
+        # dying) may drop its staged files
+        slave.build_request = slave.build_started = slave.build = None
         self.record_builds()
 
     def record_builds(self):

@@ -127,3 +127,96 @@ def test_slave_driver_build_transfer_and_publish(
     assert requests[1] == ('BOTH', 'foo')
     assert os.listdir(os.path.join(master_config.output_path,
                                    '.incoming')) == []
+
+
+def test_slave_driver_failed_build_recorded(
+        master_config, with_build_abis, driver, slaves, queues, peer):
+    add_version(with_build_abis[0])
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    slave = slaves()
+    slave.hello(driver)
+    slave.request('IDLE', stats(), driver)
+    reply = slave.request(
+        'BUILT', result(status=False, failure='error', output='it broke'),
+        driver)
+    assert reply == ('DONE', protocols.NoData)
+    poll_until(driver, lambda: builds(with_build_abis))
+    assert builds(with_build_abis) == [('foo', '0.1', 'cp311', False, 'error')]
+    log = queues.web.recv()
+    assert log[0] == 'LOG' and log[1].output == 'it broke'
+    assert queues.web.recv() == ('PROJECT', 'foo')
+
+
+def test_slave_driver_never_hands_one_version_to_two_slaves(
+        master_config, with_build_abis, driver, slaves, peer):
+    add_version(with_build_abis[0])
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    first, second = slaves('one'), slaves('two')
+    first.hello(driver)
+    second.hello(driver)
+    assert first.request('IDLE', stats(), driver)[0] == 'BUILD'
+    # the architect's next queue still lists the version being built
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    assert second.request('IDLE', stats(), driver)[0] == 'SLEEP'
+
+
+def test_slave_driver_finished_build_not_handed_out_from_stale_queue(
+        master_config, with_build_abis, driver, slaves, peer):
+    add_version(with_build_abis[0])
+    queued_at = datetime.now(timezone.utc)
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    first, second = slaves('one'), slaves('two')
+    first.hello(driver)
+    second.hello(driver)
+    first.request('IDLE', stats(), driver)
+    first.request('BUILT', result(status=False, failure='error'), driver)
+    poll_until(driver, lambda: builds(with_build_abis))
+    poll_until(driver, lambda: not driver.active)
+    # a queue queried before the build was recorded
+    architect = peer(transport.PUSH, protocols.the_architect.reversed(),
+                     connect=master_config.builds_queue)
+    architect.send('QUEUE', BuildQueue(queued_at, {
+        'cp311': [PackageVersion('foo', '0.1')]}))
+    poll_until(driver, lambda: driver.queues['cp311'])
+    assert second.request('IDLE', stats(), driver)[0] == 'SLEEP'
+
+
+def test_slave_driver_transient_failure_retried_on_another_slave(
+        master_config, with_build_abis, driver, slaves, peer):
+    add_version(with_build_abis[0])
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    first, second = slaves('one'), slaves('two')
+    first.hello(driver)
+    second.hello(driver)
+    first.request('IDLE', stats(), driver)
+    first.request('BUILT', result(status=False, failure='network'), driver)
+    poll_until(driver, lambda: builds(with_build_abis))
+    # the database queues it again (attempt 2 of 3)
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    poll_until(driver, lambda: not driver.active)
+    driver.recorded.clear()
+    assert first.request('IDLE', stats(), driver)[0] == 'SLEEP'
+    msg, job = second.request('IDLE', stats(), driver)
+    assert (msg, tuple(job)) == ('BUILD', ('foo', '0.1'))
+
+
+def test_slave_driver_filename_with_path_abandons_build(
+        master_config, with_build_abis, driver, slaves, peer, caplog):
+    add_version(with_build_abis[0])
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    slave = slaves()
+    slave.hello(driver)
+    slave.request('IDLE', stats(), driver)
+    file, content = wheel()
+    evil = list(file.as_message())
+    evil[0] = '../../etc/foo-0.1-cp311-cp311-linux_x86_64.whl'
+    raw = [True, 1.0, '', [evil], '']
+    slave.queue.send_multipart([transport.encode('BUILT', raw)])
+    poll_until(driver, lambda: slave.queue.poll(0))
+    assert slave.queue.recv_msg() == ('DONE', protocols.NoData)
+    assert 'contains a path' in caplog.text
+    assert not driver.active
+    assert os.listdir(master_config.output_path) == ['.incoming']
+    # the version comes back with the architect's next queue
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    assert slave.request('IDLE', stats(), driver)[0] == 'BUILD'
