@@ -52,6 +52,7 @@ tuples is described in ``docs/protocols.rst`` (section "Wire format").
 """
 
 import math
+import re
 import typing
 from datetime import datetime, timedelta, timezone
 
@@ -117,6 +118,8 @@ def _validate_datetime(value):
     # Always UTC: a naive datetime is taken to be UTC already; an aware one
     # is converted. Receivers always get an aware UTC datetime.
     if isinstance(value, datetime):
+        if value.tzinfo is timezone.utc:
+            return value
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
@@ -209,6 +212,14 @@ def _dict_of(validate_key, validate_value):
     return validate_dict
 
 
+def _optional(validate):
+    def validate_optional(value):
+        if value is None:
+            return None
+        return validate(value)
+    return validate_optional
+
+
 def _any_of(validators, names):
     def validate_any(value):
         for validate in validators:
@@ -269,6 +280,12 @@ class Check:
 
     __slots__ = ()
 
+    def compiled(self):
+        """Return the fastest callable doing this check (used by
+        :func:`validator`; a check may return a closure with its limits in
+        local variables)."""
+        return self
+
 
 class Text(Check):
     """A str of *min_length* to *max_length* characters without NULs.
@@ -285,6 +302,16 @@ class Text(Check):
 
     def __repr__(self):
         return 'Text({}..{})'.format(self.min_length, self.max_length)
+
+    def compiled(self):
+        low, high = self.min_length, self.max_length
+
+        def check_text(value):
+            if (type(value) is str and low <= len(value) <= high
+                    and '\x00' not in value):
+                return value
+            return self(value)
+        return check_text
 
     def __call__(self, value):
         if not isinstance(value, str):
@@ -307,6 +334,15 @@ class Natural(Check):
 
     def __repr__(self):
         return 'Natural(0..{})'.format(self.maximum)
+
+    def compiled(self):
+        maximum = self.maximum
+
+        def check_natural(value):
+            if type(value) is int and 0 <= value <= maximum:
+                return value
+            return self(value)
+        return check_natural
 
     def __call__(self, value):
         if not isinstance(value, int) or isinstance(value, bool):
@@ -344,8 +380,7 @@ class WheelTags(typing.NamedTuple):
     platform_tag: str          # e.g. "linux_armv7l"
 
 
-_WHEEL_PART_CHARS = frozenset(
-    'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+!')
+_WHEEL_PARTS = re.compile(r'[A-Za-z0-9_.+!]+(?:-[A-Za-z0-9_.+!]+){4,5}')
 
 
 def parse_wheel_filename(filename):
@@ -369,13 +404,14 @@ def parse_wheel_filename(filename):
             filename))
     if filename.startswith('.') or not filename.endswith('.whl'):
         raise ValueError('{!r} is not a wheel filename'.format(filename))
-    parts = filename[:-len('.whl')].split('-')
-    if len(parts) not in (5, 6) or not all(parts):
-        raise ValueError('{!r} is not a wheel filename'.format(filename))
-    for part in parts:
-        if not set(part) <= _WHEEL_PART_CHARS:
+    stem = filename[:-len('.whl')]
+    if not _WHEEL_PARTS.fullmatch(stem):
+        parts = stem.split('-')
+        if len(parts) in (5, 6) and all(parts):
             raise ValueError('wheel filename {!r} has characters outside '
                              'PEP 427'.format(filename))
+        raise ValueError('{!r} is not a wheel filename'.format(filename))
+    parts = stem.split('-')
     if len(parts) == 6:
         package, version, build, py_tag, abi, platform = parts
         if not build[0].isdigit():
@@ -456,7 +492,7 @@ def validator(annotation):
     if annotation is None:
         annotation = type(None)
     if isinstance(annotation, Check):
-        return annotation
+        return annotation.compiled()
     if isinstance(annotation, type) and hasattr(annotation, '_payload_fields'):
         return annotation.validate
     try:
@@ -466,6 +502,9 @@ def validator(annotation):
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Union:
+        if len(args) == 2 and type(None) in args:
+            return _optional(validator(
+                args[0] if args[1] is type(None) else args[1]))
         return _any_of([validator(arg) for arg in args],
                        [_describe(arg) for arg in args])
     if origin is typing.Literal:
@@ -499,6 +538,8 @@ def payload(cls):
     fields = [
         (name, validator(cls.__annotations__[name])) for name in cls._fields
     ]
+    checks = [check for name, check in fields]
+    new = tuple.__new__
     cross_check = getattr(cls, 'validated', None)
 
     def validate(value):
@@ -509,13 +550,17 @@ def payload(cls):
             raise _invalid('{} needs {} fields ({}), got {}'.format(
                 cls.__name__, len(fields), ', '.join(cls._fields),
                 len(value)))
-        result = []
-        for item, (name, check) in zip(value, fields):
-            try:
-                result.append(check(item))
-            except Invalid as exc:
-                raise _invalid(exc.msg, [name] + exc.path) from None
-        instance = cls(*result)
+        try:
+            instance = new(cls, [
+                check(item) for item, check in zip(value, checks)])
+        except Invalid:
+            # find the field at fault (the fast path above cannot say)
+            for item, (name, check) in zip(value, fields):
+                try:
+                    check(item)
+                except Invalid as exc:
+                    raise _invalid(exc.msg, [name] + exc.path) from None
+            raise
         if cross_check is not None:
             try:
                 instance = cross_check(instance)

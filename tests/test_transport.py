@@ -249,7 +249,26 @@ def test_transport_recv_refuses_oversized_inproc(zmq_context):
             len(big)))
 
 
-def test_transport_oversized_frame_on_tcp_drops_peer(zmq_context):
+def test_transport_oversized_frame_on_tcp(zmq_context):
+    pull = zmq_context.socket(transport.PULL, protocol=sample_protocol)
+    port = pull.bind_to_random_port('tcp://127.0.0.1')
+    push = zmq_context.socket(transport.PUSH)
+    push.connect('tcp://127.0.0.1:{}'.format(port))
+    big = cbor2.dumps(['NAMES', ['x' * 6000]])
+    push.send(big)
+    push.send(cbor2.dumps('HELLO'))
+    with pytest.raises(ProtocolError) as exc:
+        pull.recv_msg(timeout=TIMEOUT)
+    assert str(exc.value) == (
+        'sample: message of {} bytes exceeds the 4096-byte limit'.format(
+            len(big)))
+    assert pull.protocol_errors == 1
+    assert pull.recv_msg(timeout=TIMEOUT) == ('HELLO', NoData)
+    push.close(linger=0)
+    pull.close(linger=0)
+
+
+def test_transport_giant_frame_on_tcp_drops_peer(zmq_context):
     pull = zmq_context.socket(transport.PULL, protocol=sample_protocol)
     port = pull.bind_to_random_port('tcp://127.0.0.1')
     assert pull.max_size == 4096
@@ -372,3 +391,56 @@ def test_transport_context_instance_is_shared():
     ctx = transport.Context.instance()
     assert transport.Context.instance() is ctx
     assert not ctx.closed
+
+
+def test_transport_large_message_decoder_matches_cbor2():
+    # messages holding a large byte string are decoded by our own decoder;
+    # it must agree with cbor2 on every type we use
+    blob = bytes(range(256)) * 512
+    data = [blob, 'text', 'ünïcode', -5, 2 ** 40, 1.5, True, False, None,
+            {'key': [1, 2, {'nested': b'x'}]}, [],
+            datetime(2024, 5, 1, 12, 30, 15, 250000, tzinfo=timezone.utc)]
+    buf = transport.encode('BIG', data)
+    assert transport.decode(buf) == ('BIG', cbor2.loads(buf)[1])
+    assert transport.decode(memoryview(buf)) == ('BIG', cbor2.loads(buf)[1])
+    # indefinite-length items and half/single floats too
+    buf = (b'\x82\x63BIG\x87\x5f\x41a\x41b\xff\x7f\x61c\x61d\xff'
+           b'\x9f\x01\xff\xbf\x61k\x02\xff\xf9\x3c\x00\xfa\x3f\xc0\x00\x00'
+           + b'\x5a\x00\x01\x00\x00' + b'\x00' * 65536)
+    assert transport.decode(buf) == ('BIG', [
+        b'ab', 'cd', [1], {'k': 2}, 1.0, 1.5, b'\x00' * 65536])
+    assert cbor2.loads(buf)[1][:6] == [b'ab', 'cd', [1], {'k': 2}, 1.0, 1.5]
+
+
+@pytest.mark.parametrize('tail,reason', [
+    (b'\x62\xff\xfe', "codec can't decode"),
+    (b'\xf7', 'unsupported simple value 23'),
+    (b'\xc1\x61x', 'tag 1 needs a number'),
+    (b'\xc1\xfb\x7f\xf0\x00\x00\x00\x00\x00\x00', 'invalid CBOR'),
+])
+def test_transport_large_message_bad_items(tail, reason):
+    big = b'\x5a\x00\x01\x00\x00' + b'\x00' * 65536
+    buf = b'\x82\x63BIG\x82' + big + tail
+    with pytest.raises(ProtocolError) as exc:
+        transport.decode(buf)
+    assert reason in str(exc.value)
+    assert str(exc.value).startswith('invalid CBOR (')
+
+
+def test_transport_large_chunk_over_tcp(zmq_context):
+    from piwheels import protocols
+    router = zmq_context.socket(transport.ROUTER,
+                                protocol=protocols.file_juggler_files)
+    port = router.bind_to_random_port('tcp://127.0.0.1')
+    dealer = zmq_context.socket(transport.DEALER,
+                                protocol=protocols.file_juggler_files
+                                .reversed())
+    dealer.connect('tcp://127.0.0.1:{}'.format(port))
+    data = bytes(range(256)) * 16384        # 4 MiB, the largest chunk
+    dealer.send_msg('CHUNK', protocols.Chunk(123, data))
+    addr, msg, chunk = router.recv_addr_msg(timeout=TIMEOUT)
+    assert msg == 'CHUNK'
+    assert chunk == protocols.Chunk(123, data)
+    assert type(chunk.data) is bytes
+    dealer.close()
+    router.close()
