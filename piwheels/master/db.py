@@ -509,83 +509,97 @@ class Database:
         fields describe the build that decided it and are ``None`` when
         there is none. The build log of ``build_id`` is in the output.
         """
+        return self.get_project_data_many([package]).get(package)
+
+    def get_project_data_many(self, packages):
+        """Return a mapping of each known package of *packages* to its
+        :meth:`get_project_data`, fetched with one query per table for them
+        all (a rewrite of many pages spends its time in round trips
+        otherwise); unknown packages are left out."""
+        params = {'packages': list(packages)}
+        result = {}
         with self._transaction() as conn:
-            project = conn.execute(text(
-                "SELECT package, description, skip, downloads_recent, downloads_all "
-                "FROM packages WHERE package = :package"),
-                {'package': package}).mappings().first()
-            if project is None:
-                return None
-            names = conn.execute(text(
-                "SELECT name FROM package_names WHERE package = :package "
-                "ORDER BY seen DESC, name"), {'package': package}).scalars().all()
-            releases = {
-                row['version']: {
-                    'released': row['released'],
-                    'skip': row['skip'],
-                    'yanked': row['yanked'],
-                    'yank_reason': row['yank_reason'],
-                    'requires_python': row['requires_python'],
+            for package, description, skip, recent, total in conn.execute(text(
+                    "SELECT package, description, skip, downloads_recent, downloads_all "
+                    "FROM packages WHERE package = ANY(:packages)"), params):
+                result[package] = {
+                    'package': package,
+                    'name': package,
+                    'description': description,
+                    'skip': skip,
+                    'aliases': [],
+                    'downloads_recent': recent,
+                    'downloads_all': total,
+                    'releases': {},
+                }
+            for package, name in conn.execute(text(
+                    "SELECT package, name FROM package_names "
+                    "WHERE package = ANY(:packages) ORDER BY seen, name DESC"), params):
+                # the last name seen is the display name
+                project = result[package]
+                project['name'] = name
+                if name != package:
+                    project['aliases'].append(name)
+            for package, version, released, skip, yanked, yank_reason, requires_python in (
+                    conn.execute(text(
+                        "SELECT package, version, released, skip, yanked, yank_reason, "
+                        "requires_python FROM versions WHERE package = ANY(:packages) "
+                        "ORDER BY released DESC, version DESC"), params)):
+                result[package]['releases'][version] = {
+                    'released': released,
+                    'skip': skip,
+                    'yanked': yanked,
+                    'yank_reason': yank_reason,
+                    'requires_python': requires_python,
                     'abis': {},
                     'files': {},
                 }
-                for row in conn.execute(text(
-                    "SELECT version, released, skip, yanked, yank_reason, requires_python "
-                    "FROM versions WHERE package = :package "
-                    "ORDER BY released DESC, version DESC"),
-                    {'package': package}).mappings()
-            }
-            for row in conn.execute(text(
-                    "SELECT s.version, s.abi_tag, s.status, s.build_id, s.skip, "
+            for (package, version, abi_tag, status, build_id, skip, built_at, built_by,
+                 duration, failure, attempt, conflict) in conn.execute(text(
+                    "SELECT s.package, s.version, s.abi_tag, s.status, s.build_id, s.skip, "
                     "b.built_at, b.built_by, b.duration, b.failure, b.attempt, b.conflict "
                     "FROM build_states s "
                     "JOIN build_abis a ON a.abi_tag = s.abi_tag "
                     "LEFT JOIN builds b ON b.build_id = s.build_id "
-                    "WHERE s.package = :package AND (a.skip = '' OR s.build_id IS NOT NULL) "
-                    "ORDER BY abi_python_version(s.abi_tag), s.abi_tag"),
-                    {'package': package}).mappings():
-                releases[row['version']]['abis'][row['abi_tag']] = {
-                    'status': row['status'],
-                    'build_id': row['build_id'],
-                    'skip': row['skip'] if row['status'] == 'skipped' else '',
-                    'built_at': row['built_at'],
-                    'built_by': row['built_by'],
-                    'duration': row['duration'],
-                    'failure': row['failure'],
-                    'attempt': row['attempt'],
-                    'conflict': row['conflict'],
+                    "WHERE s.package = ANY(:packages) "
+                    "AND (a.skip = '' OR s.build_id IS NOT NULL) "
+                    "ORDER BY abi_python_version(s.abi_tag), s.abi_tag"), params):
+                result[package]['releases'][version]['abis'][abi_tag] = {
+                    'status': status,
+                    'build_id': build_id,
+                    'skip': skip if status == 'skipped' else '',
+                    'built_at': built_at,
+                    'built_by': built_by,
+                    'duration': duration,
+                    'failure': failure,
+                    'attempt': attempt,
+                    'conflict': conflict,
                 }
-            for row in conn.execute(text(
-                    "SELECT b.version, b.abi_tag AS abi_builder, b.built_at, f.build_id, "
+            for (package, version, abi_builder, built_at, build_id, filename, filesize,
+                 filehash, py_version_tag, abi_file, platform_tag, requires_python,
+                 apt) in conn.execute(text(
+                    "SELECT b.package, b.version, b.abi_tag, b.built_at, f.build_id, "
                     "f.filename, f.filesize, f.filehash, f.py_version_tag, f.abi_tag, "
                     "f.platform_tag, f.requires_python, ARRAY("
                     "  SELECT d.dependency FROM dependencies d "
                     "  WHERE d.filename = f.filename AND d.tool = 'apt') AS apt "
                     "FROM files f JOIN builds b ON b.build_id = f.build_id "
-                    "WHERE b.package = :package ORDER BY f.filename"),
-                    {'package': package}).mappings():
-                releases[row['version']]['files'][row['filename']] = {
-                    'hash': row['filehash'],
-                    'size': row['filesize'],
-                    'build_id': row['build_id'],
-                    'abi_tag': row['abi_builder'],
-                    'py_version': row['py_version_tag'],
-                    'abi_file': row['abi_tag'],
-                    'platform': row['platform_tag'],
-                    'requires_python': row['requires_python'],
-                    'uploaded': row['built_at'],
-                    'apt_dependencies': set(row['apt']),
+                    "WHERE b.package = ANY(:packages) ORDER BY f.filename"), params):
+                result[package]['releases'][version]['files'][filename] = {
+                    'hash': filehash,
+                    'size': filesize,
+                    'build_id': build_id,
+                    'abi_tag': abi_builder,
+                    'py_version': py_version_tag,
+                    'abi_file': abi_file,
+                    'platform': platform_tag,
+                    'requires_python': requires_python,
+                    'uploaded': built_at,
+                    'apt_dependencies': set(apt),
                 }
-        return {
-            'package': project['package'],
-            'name': names[0] if names else project['package'],
-            'description': project['description'],
-            'skip': project['skip'],
-            'aliases': sorted(name for name in names if name != package),
-            'downloads_recent': project['downloads_recent'],
-            'downloads_all': project['downloads_all'],
-            'releases': releases,
-        }
+        for project in result.values():
+            project['aliases'].sort()
+        return result
 
     def get_project_versions(self, package):
         """Return the rows of the versions table of *package*'s project page
