@@ -1,0 +1,980 @@
+-- The piwheels database, version 0.0.1: the first released schema, kept as
+-- the starting point of the upgrade tests (tests/initdb). Never edit it.
+--
+-- {username} stands for the (quoted) ordinary role piw-master connects as.
+-- That role owns nothing and can change nothing directly: it reads the
+-- tables it needs and writes through the SECURITY DEFINER functions at the
+-- end of this script, which it may EXECUTE. Build logs are gzip files in the
+-- output directory (named after build_id), never rows in here.
+
+CREATE TABLE configuration (
+    id              INTEGER DEFAULT 1 NOT NULL,
+    version         VARCHAR(16) NOT NULL,
+    pypi_serial     BIGINT DEFAULT 0 NOT NULL,
+    -- packages.downloads_recent counts the downloads since midnight (UTC)
+    -- of this day; roll_download_window() moves it along
+    downloads_since DATE DEFAULT (CURRENT_TIMESTAMP AT TIME ZONE 'UTC')::DATE - 30 NOT NULL,
+
+    CONSTRAINT configuration_pk PRIMARY KEY (id),
+    CONSTRAINT configuration_one_row CHECK (id = 1)
+);
+
+INSERT INTO configuration (id, version) VALUES (1, '0.0.1');
+
+CREATE TABLE packages (
+    package          VARCHAR(200) NOT NULL,
+    skip             VARCHAR(200) DEFAULT '' NOT NULL,
+    description      VARCHAR(200) DEFAULT '' NOT NULL,
+    downloads_recent INTEGER DEFAULT 0 NOT NULL,
+    downloads_all    BIGINT DEFAULT 0 NOT NULL,
+
+    CONSTRAINT packages_pk PRIMARY KEY (package)
+);
+
+CREATE TABLE package_names (
+    package VARCHAR(200) NOT NULL,
+    name    VARCHAR(200) NOT NULL,
+    seen    TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL,
+
+    CONSTRAINT package_names_pk PRIMARY KEY (package, name),
+    CONSTRAINT package_names_package_fk FOREIGN KEY (package)
+        REFERENCES packages (package) ON DELETE CASCADE
+);
+
+CREATE TABLE versions (
+    package         VARCHAR(200) NOT NULL,
+    version         VARCHAR(200) NOT NULL,
+    released        TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL,
+    skip            VARCHAR(200) DEFAULT '' NOT NULL,
+    yanked          BOOLEAN DEFAULT false NOT NULL,
+    yank_reason     VARCHAR(200) DEFAULT '' NOT NULL,
+    requires_python VARCHAR(200) DEFAULT '' NOT NULL,
+
+    CONSTRAINT versions_pk PRIMARY KEY (package, version),
+    CONSTRAINT versions_package_fk FOREIGN KEY (package)
+        REFERENCES packages (package) ON DELETE CASCADE
+);
+
+CREATE INDEX versions_released ON versions (released);
+
+CREATE TABLE build_abis (
+    abi_tag VARCHAR(100) NOT NULL,
+    skip    VARCHAR(200) DEFAULT '' NOT NULL,
+
+    CONSTRAINT build_abis_pk PRIMARY KEY (abi_tag),
+    CONSTRAINT build_abis_tag_ck CHECK (
+        abi_tag ~ '^[a-z][a-z0-9_]*$' AND abi_tag NOT IN ('none', 'abi3'))
+);
+
+-- What a failed build's failure was; transient kinds are retried
+CREATE TABLE build_failures (
+    failure     VARCHAR(20) NOT NULL,
+    transient   BOOLEAN NOT NULL,
+    description VARCHAR(200) NOT NULL,
+
+    CONSTRAINT build_failures_pk PRIMARY KEY (failure)
+);
+
+INSERT INTO build_failures (failure, transient, description) VALUES
+    ('error',   false, 'the build failed'),
+    ('timeout', true,  'the build outlived its time limit'),
+    ('killed',  true,  'the build ran out of memory or was killed by a signal'),
+    ('disk',    true,  'the build slave ran out of disk space'),
+    ('network', true,  'the build could not download what it needed');
+
+CREATE TABLE builds (
+    build_id BIGINT GENERATED ALWAYS AS IDENTITY,
+    package  VARCHAR(200) NOT NULL,
+    version  VARCHAR(200) NOT NULL,
+    abi_tag  VARCHAR(100) NOT NULL,
+    built_by INTEGER NOT NULL,
+    built_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL,
+    duration INTERVAL NOT NULL,
+    status   BOOLEAN NOT NULL,
+    -- NULL on success
+    failure  VARCHAR(20) NULL,
+
+    CONSTRAINT builds_pk PRIMARY KEY (build_id),
+    CONSTRAINT builds_versions_fk FOREIGN KEY (package, version)
+        REFERENCES versions (package, version) ON DELETE CASCADE,
+    CONSTRAINT builds_build_abis_fk FOREIGN KEY (abi_tag)
+        REFERENCES build_abis (abi_tag) ON DELETE RESTRICT,
+    CONSTRAINT builds_failure_fk FOREIGN KEY (failure)
+        REFERENCES build_failures (failure) ON DELETE RESTRICT,
+    CONSTRAINT builds_failure_ck CHECK (status = (failure IS NULL))
+);
+
+CREATE INDEX builds_pkgverabi ON builds (package, version, abi_tag, build_id);
+CREATE INDEX builds_built_at ON builds (built_at);
+
+CREATE TABLE files (
+    filename            VARCHAR(255) NOT NULL,
+    build_id            BIGINT NOT NULL,
+    filesize            BIGINT NOT NULL,
+    filehash            CHAR(64) NOT NULL,
+    package_tag         VARCHAR(200) NOT NULL,
+    package_version_tag VARCHAR(200) NOT NULL,
+    py_version_tag      VARCHAR(100) NOT NULL,
+    abi_tag             VARCHAR(100) NOT NULL,
+    platform_tag        VARCHAR(100) NOT NULL,
+    requires_python     VARCHAR(200) DEFAULT '' NOT NULL,
+
+    CONSTRAINT files_pk PRIMARY KEY (filename),
+    CONSTRAINT files_builds_fk FOREIGN KEY (build_id)
+        REFERENCES builds (build_id) ON DELETE CASCADE
+);
+
+CREATE INDEX files_build_id ON files (build_id);
+
+CREATE TABLE dependencies (
+    filename   VARCHAR(255) NOT NULL,
+    tool       VARCHAR(10) NOT NULL,
+    dependency VARCHAR(255) NOT NULL,
+
+    CONSTRAINT dependencies_pk PRIMARY KEY (filename, tool, dependency),
+    CONSTRAINT dependencies_files_fk FOREIGN KEY (filename)
+        REFERENCES files (filename) ON DELETE CASCADE,
+    CONSTRAINT dependencies_tool_ck CHECK (tool IN ('apt', 'pip'))
+);
+
+-- The history tables below have no foreign keys: what users did stays
+-- recorded when a package goes away.
+
+CREATE TABLE downloads (
+    filename           VARCHAR(255) NOT NULL,
+    -- the package the file belonged to when it was downloaded
+    package            VARCHAR(200) NULL,
+    host               VARCHAR(100) NOT NULL,
+    accessed_at        TIMESTAMP WITH TIME ZONE NOT NULL,
+    arch               VARCHAR(100) NULL,
+    distro_name        VARCHAR(100) NULL,
+    distro_version     VARCHAR(100) NULL,
+    os_name            VARCHAR(100) NULL,
+    os_version         VARCHAR(100) NULL,
+    py_name            VARCHAR(100) NULL,
+    py_version         VARCHAR(100) NULL,
+    installer_name     VARCHAR(100) NULL,
+    installer_version  VARCHAR(100) NULL,
+    setuptools_version VARCHAR(100) NULL
+);
+
+CREATE INDEX downloads_accessed_at ON downloads (accessed_at);
+
+CREATE TABLE searches (
+    package            VARCHAR(200) NOT NULL,
+    host               VARCHAR(100) NOT NULL,
+    accessed_at        TIMESTAMP WITH TIME ZONE NOT NULL,
+    arch               VARCHAR(100) NULL,
+    distro_name        VARCHAR(100) NULL,
+    distro_version     VARCHAR(100) NULL,
+    os_name            VARCHAR(100) NULL,
+    os_version         VARCHAR(100) NULL,
+    py_name            VARCHAR(100) NULL,
+    py_version         VARCHAR(100) NULL,
+    installer_name     VARCHAR(100) NULL,
+    installer_version  VARCHAR(100) NULL,
+    setuptools_version VARCHAR(100) NULL
+);
+
+CREATE INDEX searches_accessed_at ON searches (accessed_at);
+
+CREATE TABLE project_page_hits (
+    package     VARCHAR(200) NOT NULL,
+    host        VARCHAR(100) NOT NULL,
+    accessed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    user_agent  VARCHAR(2000) NOT NULL
+);
+
+CREATE INDEX project_page_hits_accessed_at ON project_page_hits (accessed_at);
+
+CREATE TABLE project_json_downloads (
+    package     VARCHAR(200) NOT NULL,
+    host        VARCHAR(100) NOT NULL,
+    accessed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    user_agent  VARCHAR(2000) NOT NULL
+);
+
+CREATE INDEX project_json_downloads_accessed_at ON project_json_downloads (accessed_at);
+
+CREATE TABLE web_page_hits (
+    page        VARCHAR(200) NOT NULL,
+    host        VARCHAR(100) NOT NULL,
+    accessed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    user_agent  VARCHAR(2000) NOT NULL
+);
+
+CREATE INDEX web_page_hits_accessed_at ON web_page_hits (accessed_at);
+
+-- TheSecretary's buffered page rewrites, kept across a master restart
+CREATE TABLE rewrites_pending (
+    package  VARCHAR(200) NOT NULL,
+    added_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    command  VARCHAR(8) NOT NULL,
+
+    CONSTRAINT rewrites_pending_pk PRIMARY KEY (package),
+    CONSTRAINT rewrites_pending_command_ck CHECK (command IN ('PROJECT', 'BOTH'))
+);
+
+-- Rules of the build queue ---------------------------------------------------
+
+-- The Python version {major, minor} an ABI tag (cp39, cp311, cp37m,
+-- cp313t, pypy39_pp73) or a CPython version tag runs; NULL when the tag
+-- does not say
+CREATE FUNCTION abi_python_version(abi VARCHAR) RETURNS INTEGER[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $sql$
+    SELECT CASE WHEN m IS NULL THEN NULL ELSE ARRAY[m[1]::INTEGER, m[2]::INTEGER] END
+    FROM regexp_match(abi, '^(?:cp|pp|pypy)(\d)(\d{1,3})') AS m
+$sql$;
+
+-- Whether a Python of the ABI's minor version, whatever its micro version,
+-- can satisfy the Requires-Python specifier set; what we cannot read never
+-- excludes anything
+CREATE FUNCTION python_accepts_abi(requires_python VARCHAR, abi VARCHAR)
+    RETURNS BOOLEAN
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $fn$
+DECLARE
+    py       INTEGER[] := abi_python_version(abi);
+    clause   TEXT;
+    m        TEXT[];
+    op       TEXT;
+    rel      INTEGER[];
+    padded   INTEGER[];
+    n        INTEGER;
+    wildcard BOOLEAN;
+    ok       BOOLEAN;
+BEGIN
+    IF py IS NULL OR coalesce(requires_python, '') = '' THEN
+        RETURN true;
+    END IF;
+    FOREACH clause IN ARRAY string_to_array(requires_python, ',') LOOP
+        clause := btrim(clause);
+        CONTINUE WHEN clause = '';
+        m := regexp_match(
+            clause, '^(~=|===|==|!=|<=|>=|<|>)\s*v?(\d{1,6}(?:\.\d{1,6})*)(\.\*)?');
+        IF m IS NULL THEN
+            RETURN true;
+        END IF;
+        op := m[1];
+        rel := string_to_array(m[2], '.')::INTEGER[];
+        n := cardinality(rel);
+        wildcard := m[3] IS NOT NULL;
+        padded := rel || array_fill(0, ARRAY[greatest(0, 3 - n)]);
+        ok := CASE
+            WHEN op IN ('>=', '>') THEN py >= padded[1:2]
+            WHEN op = '<=' THEN py || 0 <= padded
+            WHEN op = '<' THEN py || 0 < padded
+            WHEN op IN ('==', '===') AND wildcard AND n = 1 THEN py[1] = rel[1]
+            WHEN op IN ('==', '===') THEN py = padded[1:2]
+            WHEN op = '!=' AND wildcard AND n = 1 THEN py[1] <> rel[1]
+            WHEN op = '!=' AND wildcard AND n = 2 THEN py <> rel
+            WHEN op = '!=' THEN true
+            WHEN op = '~=' AND n = 1 THEN true
+            WHEN op = '~=' AND n = 2 THEN py >= rel AND py[1] = rel[1]
+            WHEN op = '~=' THEN py = rel[1:2]
+        END;
+        IF NOT ok THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    RETURN true;
+END
+$fn$;
+
+-- Whether a file built for another ABI also serves abi: a file for no
+-- particular ABI serves all of them, a stable-ABI (abi3) file serves every
+-- CPython from its own version up
+CREATE FUNCTION file_covers_abi(py_version_tag VARCHAR, file_abi VARCHAR, abi VARCHAR)
+    RETURNS BOOLEAN
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $sql$
+    SELECT file_abi = 'none' OR (
+        file_abi = 'abi3' AND abi LIKE 'cp%'
+        AND abi_python_version(abi) >= abi_python_version(py_version_tag))
+$sql$;
+
+-- The state of every version for every ABI: 'success', 'not applicable'
+-- (Requires-Python excludes the ABI), 'skipped', 'failed' or 'pending',
+-- with the build that decided it and what ordering the build queue needs
+CREATE VIEW build_states AS
+SELECT
+    v.package,
+    v.version,
+    a.abi_tag,
+    CASE
+        WHEN ok.build_id IS NOT NULL THEN 'success'
+        WHEN NOT python_accepts_abi(v.requires_python, a.abi_tag) THEN 'not applicable'
+        WHEN p.skip <> '' OR v.skip <> '' OR a.skip <> '' THEN 'skipped'
+        WHEN last.build_id IS NOT NULL THEN 'failed'
+        ELSE 'pending'
+    END AS status,
+    COALESCE(ok.build_id, last.build_id) AS build_id,
+    COALESCE(NULLIF(p.skip, ''), NULLIF(v.skip, ''), a.skip) AS skip,
+    p.downloads_recent,
+    v.released
+FROM
+    versions v
+    JOIN packages p ON p.package = v.package
+    CROSS JOIN build_abis a
+    LEFT JOIN LATERAL (
+        SELECT b.build_id
+        FROM builds b
+        WHERE b.package = v.package AND b.version = v.version AND b.status
+        AND (
+            b.abi_tag = a.abi_tag
+            OR EXISTS (
+                SELECT 1 FROM files f
+                WHERE f.build_id = b.build_id
+                AND file_covers_abi(f.py_version_tag, f.abi_tag, a.abi_tag)
+            )
+        )
+        ORDER BY b.abi_tag = a.abi_tag DESC, b.build_id DESC
+        LIMIT 1
+    ) AS ok ON true
+    LEFT JOIN LATERAL (
+        SELECT b.build_id
+        FROM builds b
+        WHERE b.package = v.package AND b.version = v.version AND b.abi_tag = a.abi_tag
+        ORDER BY b.build_id DESC
+        LIMIT 1
+    ) AS last ON true;
+
+-- The pending (version, ABI) pairs, kept up to date by the triggers below so
+-- the queue for an ABI is one index scan however large the database grows.
+-- priority is the package's downloads_recent.
+CREATE TABLE build_queue (
+    package  VARCHAR(200) NOT NULL,
+    version  VARCHAR(200) NOT NULL,
+    abi_tag  VARCHAR(100) NOT NULL,
+    priority INTEGER NOT NULL,
+    released TIMESTAMP WITH TIME ZONE NOT NULL,
+
+    CONSTRAINT build_queue_pk PRIMARY KEY (package, version, abi_tag),
+    CONSTRAINT build_queue_versions_fk FOREIGN KEY (package, version)
+        REFERENCES versions (package, version) ON DELETE CASCADE,
+    CONSTRAINT build_queue_build_abis_fk FOREIGN KEY (abi_tag)
+        REFERENCES build_abis (abi_tag) ON DELETE CASCADE
+);
+
+CREATE INDEX build_queue_order
+    ON build_queue (abi_tag, priority DESC, released DESC, package, version);
+
+-- Recompute the queue entries of the given versions
+CREATE FUNCTION queue_versions(pkgs VARCHAR[], vers VARCHAR[]) RETURNS VOID
+    LANGUAGE sql
+AS $sql$
+    DELETE FROM build_queue q
+    USING unnest(pkgs, vers) AS t(package, version)
+    WHERE q.package = t.package AND q.version = t.version;
+
+    INSERT INTO build_queue (package, version, abi_tag, priority, released)
+    SELECT s.package, s.version, s.abi_tag, s.downloads_recent, s.released
+    FROM
+        (SELECT DISTINCT * FROM unnest(pkgs, vers)) AS t(package, version)
+        JOIN build_states s ON s.package = t.package AND s.version = t.version
+    WHERE s.status = 'pending';
+$sql$;
+
+-- Recompute the queue entries of the given ABIs
+CREATE FUNCTION queue_abis(abis VARCHAR[]) RETURNS VOID
+    LANGUAGE sql
+AS $sql$
+    DELETE FROM build_queue WHERE abi_tag = ANY(abis);
+
+    INSERT INTO build_queue (package, version, abi_tag, priority, released)
+    SELECT s.package, s.version, s.abi_tag, s.downloads_recent, s.released
+    FROM build_states s
+    WHERE s.abi_tag = ANY(abis) AND s.status = 'pending';
+$sql$;
+
+-- Bring the queue's priorities of the given packages up to date
+CREATE FUNCTION queue_priorities(pkgs VARCHAR[]) RETURNS VOID
+    LANGUAGE sql
+AS $sql$
+    UPDATE build_queue q SET priority = p.downloads_recent
+    FROM packages p
+    WHERE p.package = ANY(pkgs) AND q.package = p.package
+    AND q.priority <> p.downloads_recent;
+$sql$;
+
+-- The queue triggers: each hands the versions (or ABIs) a statement touched
+-- to queue_versions (or queue_abis), once per statement
+CREATE FUNCTION versions_inserted() RETURNS TRIGGER
+    LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    pkgs VARCHAR[];
+    vers VARCHAR[];
+BEGIN
+    SELECT array_agg(package), array_agg(version) INTO pkgs, vers FROM new_rows;
+    PERFORM queue_versions(pkgs, vers);
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER versions_inserted AFTER INSERT ON versions
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION versions_inserted();
+
+CREATE FUNCTION versions_updated() RETURNS TRIGGER
+    LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    pkgs VARCHAR[];
+    vers VARCHAR[];
+BEGIN
+    SELECT array_agg(n.package), array_agg(n.version) INTO pkgs, vers
+    FROM new_rows n JOIN old_rows o ON o.package = n.package AND o.version = n.version
+    WHERE (n.skip, n.requires_python, n.released)
+        IS DISTINCT FROM (o.skip, o.requires_python, o.released);
+    PERFORM queue_versions(pkgs, vers);
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER versions_updated AFTER UPDATE ON versions
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION versions_updated();
+
+CREATE FUNCTION packages_updated() RETURNS TRIGGER
+    LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    pkgs VARCHAR[];
+    vers VARCHAR[];
+BEGIN
+    SELECT array_agg(v.package), array_agg(v.version) INTO pkgs, vers
+    FROM
+        (SELECT n.package FROM new_rows n JOIN old_rows o ON o.package = n.package
+         WHERE n.skip <> o.skip) AS changed
+        JOIN versions v ON v.package = changed.package;
+    PERFORM queue_versions(pkgs, vers);
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER packages_updated AFTER UPDATE ON packages
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION packages_updated();
+
+CREATE FUNCTION builds_inserted() RETURNS TRIGGER
+    LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    pkgs VARCHAR[];
+    vers VARCHAR[];
+BEGIN
+    SELECT array_agg(package), array_agg(version) INTO pkgs, vers FROM new_rows;
+    PERFORM queue_versions(pkgs, vers);
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER builds_inserted AFTER INSERT ON builds
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION builds_inserted();
+
+CREATE FUNCTION builds_deleted() RETURNS TRIGGER
+    LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    pkgs VARCHAR[];
+    vers VARCHAR[];
+BEGIN
+    -- when the version itself is going, its queue entries go by cascade
+    SELECT array_agg(o.package), array_agg(o.version) INTO pkgs, vers
+    FROM old_rows o JOIN versions v ON v.package = o.package AND v.version = o.version;
+    PERFORM queue_versions(pkgs, vers);
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER builds_deleted AFTER DELETE ON builds
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION builds_deleted();
+
+CREATE FUNCTION files_inserted() RETURNS TRIGGER
+    LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    pkgs VARCHAR[];
+    vers VARCHAR[];
+BEGIN
+    -- only files that serve other ABIs change what the queue holds
+    SELECT array_agg(b.package), array_agg(b.version) INTO pkgs, vers
+    FROM new_rows f JOIN builds b ON b.build_id = f.build_id
+    WHERE f.abi_tag IN ('none', 'abi3');
+    PERFORM queue_versions(pkgs, vers);
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER files_inserted AFTER INSERT ON files
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION files_inserted();
+
+CREATE FUNCTION build_abis_inserted() RETURNS TRIGGER
+    LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    PERFORM queue_abis(ARRAY(SELECT abi_tag FROM new_rows));
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER build_abis_inserted AFTER INSERT ON build_abis
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION build_abis_inserted();
+
+CREATE FUNCTION build_abis_updated() RETURNS TRIGGER
+    LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    PERFORM queue_abis(ARRAY(
+        SELECT n.abi_tag FROM new_rows n JOIN old_rows o ON o.abi_tag = n.abi_tag
+        WHERE n.skip <> o.skip));
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER build_abis_updated AFTER UPDATE ON build_abis
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION build_abis_updated();
+
+-- Download counting ---------------------------------------------------------
+
+-- Move the 30-day window of packages.downloads_recent up to today,
+-- subtracting the downloads that fell out of it
+CREATE FUNCTION roll_download_window() RETURNS VOID
+    LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    target  DATE := (CURRENT_TIMESTAMP AT TIME ZONE 'UTC')::DATE - 30;
+    since   DATE;
+    pkgs    VARCHAR[];
+    counts  BIGINT[];
+BEGIN
+    SELECT downloads_since INTO since FROM configuration;
+    IF since >= target THEN
+        RETURN;
+    END IF;
+    -- wait for the download batches in flight: what they count must be
+    -- visible to the subtraction below
+    SELECT downloads_since INTO since FROM configuration FOR UPDATE;
+    IF since >= target THEN
+        RETURN;
+    END IF;
+    SELECT array_agg(package ORDER BY package), array_agg(n ORDER BY package)
+    INTO pkgs, counts
+    FROM (
+        SELECT package, count(*) AS n
+        FROM downloads
+        WHERE accessed_at >= since::TIMESTAMP AT TIME ZONE 'UTC'
+        AND accessed_at < target::TIMESTAMP AT TIME ZONE 'UTC'
+        AND package IS NOT NULL
+        GROUP BY package
+    ) AS expired;
+    PERFORM 1 FROM packages WHERE package = ANY(pkgs) ORDER BY package FOR UPDATE;
+    UPDATE packages p SET downloads_recent = greatest(0, p.downloads_recent - e.n)
+    FROM unnest(pkgs, counts) AS e(package, n)
+    WHERE e.package = p.package;
+    UPDATE configuration SET downloads_since = target;
+    PERFORM queue_priorities(pkgs);
+END
+$fn$;
+
+-- The API of piw-master: SECURITY DEFINER functions ------------------------
+
+CREATE FUNCTION add_new_package(package VARCHAR, skip VARCHAR = '', description VARCHAR = '')
+    RETURNS BOOLEAN
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $fn$
+BEGIN
+    INSERT INTO packages (package, skip, description)
+    VALUES (package, left(coalesce(skip, ''), 200), left(coalesce(description, ''), 200))
+    ON CONFLICT DO NOTHING;
+    RETURN FOUND;
+END
+$fn$;
+
+CREATE FUNCTION add_new_package_version(
+    package VARCHAR, version VARCHAR, released TIMESTAMP WITH TIME ZONE = NULL,
+    skip VARCHAR = '', requires_python VARCHAR = '')
+    RETURNS BOOLEAN
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $fn$
+BEGIN
+    INSERT INTO versions (package, version, released, skip, requires_python)
+    VALUES (
+        package, version, coalesce(released, CURRENT_TIMESTAMP),
+        left(coalesce(skip, ''), 200), left(coalesce(requires_python, ''), 200))
+    ON CONFLICT DO NOTHING;
+    RETURN FOUND;
+END
+$fn$;
+
+CREATE FUNCTION add_package_name(package VARCHAR, name VARCHAR, seen TIMESTAMP WITH TIME ZONE)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    INSERT INTO package_names (package, name, seen)
+    VALUES (package, name, seen)
+    ON CONFLICT (package, name) DO UPDATE
+        SET seen = greatest(package_names.seen, excluded.seen);
+$sql$;
+
+CREATE FUNCTION set_package_description(package VARCHAR, description VARCHAR)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    UPDATE packages SET description = left(coalesce($2, ''), 200) WHERE package = $1;
+$sql$;
+
+CREATE FUNCTION skip_package(package VARCHAR, reason VARCHAR)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    UPDATE packages SET skip = left(coalesce($2, ''), 200) WHERE package = $1;
+$sql$;
+
+CREATE FUNCTION skip_package_version(package VARCHAR, version VARCHAR, reason VARCHAR)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    UPDATE versions SET skip = left(coalesce($3, ''), 200)
+    WHERE package = $1 AND version = $2;
+$sql$;
+
+CREATE FUNCTION yank_version(package VARCHAR, version VARCHAR, reason VARCHAR = '')
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    UPDATE versions SET yanked = true, yank_reason = left(coalesce($3, ''), 200)
+    WHERE package = $1 AND version = $2;
+$sql$;
+
+CREATE FUNCTION unyank_version(package VARCHAR, version VARCHAR)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    UPDATE versions SET yanked = false, yank_reason = ''
+    WHERE package = $1 AND version = $2;
+$sql$;
+
+CREATE FUNCTION set_version_requires_python(package VARCHAR, version VARCHAR, requires_python VARCHAR)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    UPDATE versions SET requires_python = left(coalesce($3, ''), 200)
+    WHERE package = $1 AND version = $2;
+$sql$;
+
+CREATE FUNCTION delete_package(package VARCHAR)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    DELETE FROM packages WHERE package = $1;
+$sql$;
+
+CREATE FUNCTION delete_version(package VARCHAR, version VARCHAR)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    DELETE FROM versions WHERE package = $1 AND version = $2;
+$sql$;
+
+CREATE FUNCTION delete_build(package VARCHAR, version VARCHAR)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    DELETE FROM builds WHERE package = $1 AND version = $2;
+$sql$;
+
+CREATE FUNCTION set_pypi_serial(serial BIGINT)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    UPDATE configuration SET pypi_serial = $1 WHERE id = 1;
+$sql$;
+
+-- Record a build and the files it produced; files is a JSON array of
+-- objects with the files table's columns and "dependencies" (an object
+-- mapping a tool to a list of names). Returns the build's id.
+CREATE FUNCTION log_build(
+    package VARCHAR, version VARCHAR, abi_tag VARCHAR, built_by INTEGER,
+    duration INTERVAL, status BOOLEAN, failure VARCHAR, files JSONB)
+    RETURNS BIGINT
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $fn$
+DECLARE
+    new_id BIGINT;
+BEGIN
+    INSERT INTO builds (package, version, abi_tag, built_by, duration, status, failure)
+    VALUES (
+        log_build.package, log_build.version, log_build.abi_tag, log_build.built_by,
+        log_build.duration, log_build.status,
+        CASE WHEN log_build.status THEN NULL ELSE coalesce(NULLIF(log_build.failure, ''), 'error') END)
+    RETURNING build_id INTO new_id;
+
+    INSERT INTO files (
+        filename, build_id, filesize, filehash, package_tag, package_version_tag,
+        py_version_tag, abi_tag, platform_tag, requires_python)
+    SELECT
+        x.filename, new_id, x.filesize, x.filehash, x.package_tag,
+        x.package_version_tag, x.py_version_tag, x.abi_tag, x.platform_tag,
+        left(coalesce(x.requires_python, ''), 200)
+    FROM jsonb_to_recordset(log_build.files) AS x(
+        filename VARCHAR, filesize BIGINT, filehash CHAR(64),
+        package_tag VARCHAR, package_version_tag VARCHAR, py_version_tag VARCHAR,
+        abi_tag VARCHAR, platform_tag VARCHAR, requires_python VARCHAR)
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO dependencies (filename, tool, dependency)
+    SELECT DISTINCT x.filename, d.key, jsonb_array_elements_text(d.value)
+    FROM
+        jsonb_to_recordset(log_build.files) AS x(filename VARCHAR, dependencies JSONB)
+        CROSS JOIN LATERAL jsonb_each(coalesce(x.dependencies, '{}'::JSONB)) AS d
+        JOIN files f ON f.filename = x.filename AND f.build_id = new_id;
+
+    RETURN new_id;
+END
+$fn$;
+
+-- The download batch functions take a JSON array of objects with the
+-- table's columns (the logger sends thousands of hits per call)
+CREATE FUNCTION log_downloads(hits JSONB)
+    RETURNS VOID
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $fn$
+DECLARE
+    since   DATE;
+    pkgs    VARCHAR[];
+    alls    BIGINT[];
+    recents BIGINT[];
+BEGIN
+    PERFORM roll_download_window();
+    -- a window roll must not run between counting and committing
+    SELECT downloads_since INTO since FROM configuration FOR SHARE;
+    WITH inserted AS (
+        INSERT INTO downloads (
+            filename, package, host, accessed_at, arch, distro_name, distro_version,
+            os_name, os_version, py_name, py_version, installer_name,
+            installer_version, setuptools_version)
+        SELECT
+            h.filename,
+            (SELECT b.package FROM files f JOIN builds b ON b.build_id = f.build_id
+             WHERE f.filename = h.filename),
+            h.host, h.accessed_at, h.arch, h.distro_name, h.distro_version, h.os_name,
+            h.os_version, h.py_name, h.py_version, h.installer_name,
+            h.installer_version, h.setuptools_version
+        FROM jsonb_to_recordset(hits) AS h(
+            filename VARCHAR, host VARCHAR, accessed_at TIMESTAMP WITH TIME ZONE,
+            arch VARCHAR, distro_name VARCHAR, distro_version VARCHAR,
+            os_name VARCHAR, os_version VARCHAR, py_name VARCHAR, py_version VARCHAR,
+            installer_name VARCHAR, installer_version VARCHAR,
+            setuptools_version VARCHAR)
+        RETURNING package, accessed_at
+    )
+    SELECT
+        array_agg(package ORDER BY package),
+        array_agg(n_all ORDER BY package),
+        array_agg(n_recent ORDER BY package)
+    INTO pkgs, alls, recents
+    FROM (
+        SELECT
+            package,
+            count(*) AS n_all,
+            count(*) FILTER (
+                WHERE accessed_at >= since::TIMESTAMP AT TIME ZONE 'UTC') AS n_recent
+        FROM inserted
+        WHERE package IS NOT NULL
+        GROUP BY package
+    ) AS counted;
+    -- lock in one order so concurrent batches cannot deadlock
+    PERFORM 1 FROM packages WHERE package = ANY(pkgs) ORDER BY package FOR UPDATE;
+    UPDATE packages p SET
+        downloads_all = p.downloads_all + c.n_all,
+        downloads_recent = p.downloads_recent + c.n_recent
+    FROM unnest(pkgs, alls, recents) AS c(package, n_all, n_recent)
+    WHERE c.package = p.package;
+    PERFORM queue_priorities(pkgs);
+END
+$fn$;
+
+CREATE FUNCTION log_searches(hits JSONB)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    INSERT INTO searches (
+        package, host, accessed_at, arch, distro_name, distro_version, os_name,
+        os_version, py_name, py_version, installer_name, installer_version,
+        setuptools_version)
+    SELECT
+        package, host, accessed_at, arch, distro_name, distro_version, os_name,
+        os_version, py_name, py_version, installer_name, installer_version,
+        setuptools_version
+    FROM jsonb_to_recordset(hits) AS h(
+        package VARCHAR, host VARCHAR, accessed_at TIMESTAMP WITH TIME ZONE,
+        arch VARCHAR, distro_name VARCHAR, distro_version VARCHAR,
+        os_name VARCHAR, os_version VARCHAR, py_name VARCHAR, py_version VARCHAR,
+        installer_name VARCHAR, installer_version VARCHAR, setuptools_version VARCHAR);
+$sql$;
+
+CREATE FUNCTION log_project_hits(hits JSONB)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    INSERT INTO project_page_hits (package, host, accessed_at, user_agent)
+    SELECT package, host, accessed_at, left(user_agent, 2000)
+    FROM jsonb_to_recordset(hits) AS h(
+        package VARCHAR, host VARCHAR, accessed_at TIMESTAMP WITH TIME ZONE,
+        user_agent VARCHAR);
+$sql$;
+
+CREATE FUNCTION log_json_hits(hits JSONB)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    INSERT INTO project_json_downloads (package, host, accessed_at, user_agent)
+    SELECT package, host, accessed_at, left(user_agent, 2000)
+    FROM jsonb_to_recordset(hits) AS h(
+        package VARCHAR, host VARCHAR, accessed_at TIMESTAMP WITH TIME ZONE,
+        user_agent VARCHAR);
+$sql$;
+
+CREATE FUNCTION log_page_hits(hits JSONB)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    INSERT INTO web_page_hits (page, host, accessed_at, user_agent)
+    SELECT page, host, accessed_at, left(user_agent, 2000)
+    FROM jsonb_to_recordset(hits) AS h(
+        page VARCHAR, host VARCHAR, accessed_at TIMESTAMP WITH TIME ZONE,
+        user_agent VARCHAR);
+$sql$;
+
+-- Replace TheSecretary's saved queue; rows is a JSON array of objects with
+-- the table's columns
+CREATE FUNCTION save_rewrites_pending(rows JSONB)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    DELETE FROM rewrites_pending;
+    INSERT INTO rewrites_pending (package, added_at, command)
+    SELECT package, added_at, command
+    FROM jsonb_to_recordset(rows) AS r(
+        package VARCHAR, added_at TIMESTAMP WITH TIME ZONE, command VARCHAR);
+$sql$;
+
+-- Up to lim pending versions per active ABI, most downloaded package first,
+-- then newest release first
+CREATE FUNCTION get_build_queue(lim INTEGER)
+    RETURNS TABLE (abi_tag VARCHAR, package VARCHAR, version VARCHAR)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    SELECT a.abi_tag, q.package, q.version
+    FROM
+        build_abis a
+        CROSS JOIN LATERAL (
+            SELECT q.package, q.version, q.priority, q.released
+            FROM build_queue q
+            WHERE q.abi_tag = a.abi_tag
+            ORDER BY q.priority DESC, q.released DESC, q.package, q.version
+            LIMIT lim
+        ) AS q
+    WHERE a.skip = ''
+    ORDER BY
+        abi_python_version(a.abi_tag), a.abi_tag,
+        q.priority DESC, q.released DESC, q.package, q.version;
+$sql$;
+
+-- The statistics that need more than the master may read
+CREATE FUNCTION get_statistics()
+    RETURNS TABLE (
+        packages_built BIGINT, builds_time INTERVAL, builds_size BIGINT,
+        new_last_hour BIGINT, files_count BIGINT, downloads_last_hour BIGINT,
+        downloads_last_month BIGINT, downloads_all BIGINT)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $fn$
+BEGIN
+    PERFORM roll_download_window();
+    RETURN QUERY SELECT
+        (SELECT count(*) FROM packages p WHERE EXISTS (
+            SELECT 1 FROM builds b WHERE b.package = p.package AND b.status)),
+        (SELECT coalesce(sum(b.duration), INTERVAL '0') FROM builds b),
+        (SELECT coalesce(sum(f.filesize), 0)::BIGINT FROM files f),
+        (SELECT count(*) FROM versions v
+         WHERE v.released > CURRENT_TIMESTAMP - INTERVAL '1 hour'),
+        (SELECT count(*) FROM files),
+        (SELECT count(*) FROM downloads d
+         WHERE d.accessed_at > CURRENT_TIMESTAMP - INTERVAL '1 hour'),
+        (SELECT coalesce(sum(p.downloads_recent), 0)::BIGINT FROM packages p),
+        (SELECT coalesce(sum(p.downloads_all), 0)::BIGINT FROM packages p);
+END
+$fn$;
+
+-- Every package but those marked for deletion, with its downloads in the
+-- last 30 days and in all
+CREATE FUNCTION get_search_index()
+    RETURNS TABLE (package VARCHAR, downloads_recent INTEGER, downloads_all BIGINT)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $fn$
+BEGIN
+    PERFORM roll_download_window();
+    RETURN QUERY
+        SELECT p.package, p.downloads_recent, p.downloads_all
+        FROM packages p
+        WHERE p.skip <> 'deleted'
+        ORDER BY p.downloads_recent DESC, p.package;
+END
+$fn$;
+
+-- Privileges --------------------------------------------------------------
+
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO {username};
+
+DO $do$
+BEGIN
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+END
+$do$;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC;
+
+GRANT SELECT ON
+    configuration, packages, package_names, versions, build_abis,
+    build_failures, builds, files, dependencies, rewrites_pending,
+    build_queue, build_states
+TO {username};
+
+GRANT EXECUTE ON FUNCTION
+    add_new_package(VARCHAR, VARCHAR, VARCHAR),
+    add_new_package_version(VARCHAR, VARCHAR, TIMESTAMP WITH TIME ZONE, VARCHAR, VARCHAR),
+    add_package_name(VARCHAR, VARCHAR, TIMESTAMP WITH TIME ZONE),
+    set_package_description(VARCHAR, VARCHAR),
+    skip_package(VARCHAR, VARCHAR),
+    skip_package_version(VARCHAR, VARCHAR, VARCHAR),
+    yank_version(VARCHAR, VARCHAR, VARCHAR),
+    unyank_version(VARCHAR, VARCHAR),
+    set_version_requires_python(VARCHAR, VARCHAR, VARCHAR),
+    delete_package(VARCHAR),
+    delete_version(VARCHAR, VARCHAR),
+    delete_build(VARCHAR, VARCHAR),
+    set_pypi_serial(BIGINT),
+    log_build(VARCHAR, VARCHAR, VARCHAR, INTEGER, INTERVAL, BOOLEAN, VARCHAR, JSONB),
+    log_downloads(JSONB),
+    log_searches(JSONB),
+    log_project_hits(JSONB),
+    log_json_hits(JSONB),
+    log_page_hits(JSONB),
+    save_rewrites_pending(JSONB),
+    get_build_queue(INTEGER),
+    get_statistics(),
+    get_search_index(),
+    abi_python_version(VARCHAR),
+    python_accepts_abi(VARCHAR, VARCHAR),
+    file_covers_abi(VARCHAR, VARCHAR, VARCHAR)
+TO {username};
