@@ -178,8 +178,7 @@ class PiWheelsSlave(Command):
         address = 'tcp://{}:{}'.format(
             bracket(self.config.master), self.config.master_port)
         queue = self.context.socket(
-            transport.REQ, protocol=reversed(protocols.slave_driver),
-            logger=self.logger)
+            transport.REQ, protocol=reversed(protocols.slave_driver))
         queue.hwm = 10
         queue.connect(address)
         self.logger.info('connecting to master at %s', address)
@@ -197,10 +196,14 @@ class PiWheelsSlave(Command):
         """
         request = ('HELLO', self.hello())
         while True:
+            # the messages are logged by action only: a BUILT carries the
+            # whole build log
+            self.logger.debug('>> %s', request[0])
             queue.send_msg(*request)
             if request[0] == 'BYE':
                 return
             msg, data = self.wait_reply(queue, master_timeout)
+            self.logger.debug('<< %s', msg)
             if msg not in REPLIES[request[0]]:
                 raise ProtocolError('master answered {} with {}'.format(
                     request[0], msg))
@@ -332,7 +335,6 @@ class PiWheelsSlave(Command):
                 'master asked for {!r}, which this build did not '
                 'produce'.format(filename)) from None
         self.logger.info('sending %s (%d bytes)', filename, wheel.filesize)
-        # no logger: at DEBUG it would write out every chunk's bytes
         queue = self.context.socket(
             transport.DEALER, protocol=reversed(protocols.file_juggler_files))
         queue.hwm = 10
