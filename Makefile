@@ -9,8 +9,17 @@ VAR ?= var
 PYTEST_ARGS ?=
 TESTS ?= tests
 DEB_PYTHON := /usr/bin/python3
+# Ansible, Molecule and the linters live in their own virtualenv, so the
+# project's stays light (molecule/requirements.txt).
+DEPLOY_VENV ?= .venv-deploy
+DEPLOY_BIN := $(DEPLOY_VENV)/bin
+DEPLOY_ENV := PATH=$(CURDIR)/$(DEPLOY_BIN):$$PATH \
+	CONTAINERS_CONF=$(CURDIR)/scripts/containers.conf \
+	PIWHEELS_DEB_DIR=$(CURDIR)/dist \
+	PIWHEELS_WHEELHOUSE=$(CURDIR)/$(DEPLOY_VENV)/wheelhouse
 
-.PHONY: all develop sysdeps test test-venv test-debian run doc deb clean test-deploy
+.PHONY: all develop sysdeps test test-venv test-debian run doc deb clean test-deploy \
+	test-molecule lint-ansible
 
 all: develop
 
@@ -49,6 +58,31 @@ doc: develop
 # The Debian packages, built in a copy of the tree, into dist/ (lintian-checked).
 deb:
 	scripts/build-debs
+
+$(DEPLOY_VENV)/.installed: molecule/requirements.txt
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || scripts/install-deps-venv
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_BIN)/pip install -q --upgrade pip
+	$(DEPLOY_BIN)/pip install -q -r molecule/requirements.txt
+	$(DEPLOY_BIN)/pip download -q --only-binary :all: -d $(DEPLOY_VENV)/wheelhouse setuptools wheel
+	touch $@
+
+# The Ansible roles and playbooks: yamllint and ansible-lint (production).
+lint-ansible: $(DEPLOY_VENV)/.installed
+	$(DEPLOY_ENV) yamllint -s ansible molecule
+	cd ansible && $(DEPLOY_ENV) ansible-lint --profile production
+
+# The Molecule scenario: a master and two slaves in systemd containers,
+# converged from the .debs in dist/ with ansible/site.yml, converged again
+# (nothing may change), then a fixture package is built, served, installed
+# and counted. Each container keeps its apt downloads under build/.
+test-molecule: $(DEPLOY_VENV)/.installed deb
+	@scripts/install-deps scripts/deploy-apt-packages
+	scripts/build-bookworm-image
+	mkdir -p $(foreach host,master slave1 slave2,build/deploy-cache/molecule/piwheels-$(host)/partial)
+	$(DEPLOY_ENV) molecule test
+
+test-deploy: test-molecule
 
 clean:
 	rm -rf build dist *.egg-info docs/_build .pytest_cache
