@@ -247,7 +247,7 @@ CREATE FUNCTION python_accepts_abi(requires_python VARCHAR, abi VARCHAR)
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $fn$
 DECLARE
-    py       INTEGER[] := abi_python_version(abi);
+    py       INTEGER[];
     clause   TEXT;
     m        TEXT[];
     op       TEXT;
@@ -257,7 +257,11 @@ DECLARE
     wildcard BOOLEAN;
     ok       BOOLEAN;
 BEGIN
-    IF py IS NULL OR coalesce(requires_python, '') = '' THEN
+    IF coalesce(requires_python, '') = '' THEN
+        RETURN true;
+    END IF;
+    py := abi_python_version(abi);
+    IF py IS NULL THEN
         RETURN true;
     END IF;
     FOREACH clause IN ARRAY string_to_array(requires_python, ',') LOOP
@@ -317,7 +321,8 @@ SELECT
     a.abi_tag,
     CASE
         WHEN ok.build_id IS NOT NULL THEN 'success'
-        WHEN NOT python_accepts_abi(v.requires_python, a.abi_tag) THEN 'not applicable'
+        WHEN v.requires_python <> ''
+            AND NOT python_accepts_abi(v.requires_python, a.abi_tag) THEN 'not applicable'
         WHEN p.skip <> '' OR v.skip <> '' OR a.skip <> '' THEN 'skipped'
         WHEN last.build_id IS NOT NULL
             AND (NOT last.transient OR last.attempt >= max_build_attempts()) THEN 'failed'

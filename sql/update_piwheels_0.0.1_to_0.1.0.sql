@@ -36,7 +36,8 @@ SELECT
     a.abi_tag,
     CASE
         WHEN ok.build_id IS NOT NULL THEN 'success'
-        WHEN NOT python_accepts_abi(v.requires_python, a.abi_tag) THEN 'not applicable'
+        WHEN v.requires_python <> ''
+            AND NOT python_accepts_abi(v.requires_python, a.abi_tag) THEN 'not applicable'
         WHEN p.skip <> '' OR v.skip <> '' OR a.skip <> '' THEN 'skipped'
         WHEN last.build_id IS NOT NULL
             AND (NOT last.transient OR last.attempt >= max_build_attempts()) THEN 'failed'
