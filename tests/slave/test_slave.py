@@ -3,6 +3,7 @@
 import hashlib
 import logging
 import os
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -354,6 +355,37 @@ def test_slave_writes_proven_file_after_ack(master, running, package_index,
     master.send('DIE', '')
     master.expect('BYE')
     assert slave.join() == 0
+
+
+def test_slave_tells_systemd_it_is_ready_and_alive(
+        master, running, package_index, tmp_path, monkeypatch):
+    path = str(tmp_path / 'notify')
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(path)
+    notify.settimeout(RECV_TIMEOUT)
+    monkeypatch.setenv('NOTIFY_SOCKET', path)
+    # a watchdog of 2s: the slave pings at least every half second
+    monkeypatch.setenv('WATCHDOG_USEC', '2000000')
+    monkeypatch.setenv('WATCHDOG_PID', str(os.getpid()))
+    try:
+        slave = running('--master-timeout', '1m')
+        assert notify.recv(1024) == b'READY=1'
+        master.expect('HELLO')
+        # while the master keeps it waiting, the slave still pings
+        pings = 0
+        deadline = time.monotonic() + 60
+        while pings < 3 and time.monotonic() < deadline:
+            if notify.recv(1024) == b'WATCHDOG=1':
+                pings += 1
+        assert pings == 3
+        master.send('DIE', '')
+        master.expect('BYE')
+        assert slave.join() == 0
+        states = set()
+        while b'STOPPING=1' not in states:
+            states.add(notify.recv(1024))
+    finally:
+        notify.close()
 
 
 def test_slave_refuses_missing_build_directory(tmp_path):
