@@ -91,11 +91,11 @@ class PiWheelsSlave(Command):
             help="the master's file-transfer (FileJuggler) port")
         parser.add_argument(
             '-t', '--timeout', metavar='DURATION', type=positive_duration,
-            default=timedelta(hours=3),
+            default='3h',
             help='the time to wait before assuming a build has failed')
         parser.add_argument(
             '--master-timeout', metavar='DURATION', type=positive_duration,
-            default=timedelta(minutes=5),
+            default='5m',
             help='the time to wait for the master to answer before '
                  'reconnecting and starting over')
         parser.add_argument(
