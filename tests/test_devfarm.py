@@ -84,6 +84,8 @@ def var(tmp_path):
     Farm(str(path)).cluster.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(5 * DEADLINE)
 def test_devfarm_starts_stops_and_restarts(var):
     first = FarmProcess(var)
     try:

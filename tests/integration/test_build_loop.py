@@ -46,6 +46,10 @@ DEADLINE = 900
 
 SLAVES = 3
 
+# the module's fixtures start the farm and wait for every build within the
+# first test; DEADLINE bounds each wait inside
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2 * DEADLINE)]
+
 
 def wait_for(predicate, what, timeout=DEADLINE, interval=1):
     """Call *predicate* until it returns something true; return that. Fail
