@@ -119,6 +119,10 @@ class PiWheelsMaster(Command):
             help='the path under which the web site is written; it must be '
             'writable by the current user')
         parser.add_argument(
+            '--site-url', metavar='URL', default='http://localhost',
+            help='the public address of the web site; only the sitemap, '
+            'which must hold absolute URLs, uses it')
+        parser.add_argument(
             '--dev-mode', action='store_true', default=False,
             help='run in development mode: shorter timeouts, faster queue '
             'refreshes (see the piw-master documentation)')
