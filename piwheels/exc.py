@@ -43,3 +43,8 @@ class TransferError(PiwheelsError, ValueError):
 class FileConflict(TransferError):
     """A verified file has the name of a published file with other bytes;
     published files are never replaced."""
+
+
+class PyPIError(PiwheelsError, IOError):
+    """PyPI could not be reached, refused a request, or answered something
+    that cannot be used (an HTTP error, a fault, garbage)."""

@@ -1355,6 +1355,7 @@ _ORACLE_CALLS = {
     'VEREXISTS': (PackageVersion, bool),            # test_package_version
     'PKGDELETED': (Name, bool),                     # package_marked_deleted
     'VERSDELETED': (Name, typing.Set[Name]),        # get_versions_deleted
+    'PKGSDELETED': (NoData, typing.Set[Name]),      # get_packages_deleted
     'GETSKIP': (PackageVersion, OptionalText),      # get_version_skip
     'GETABIS': (bool, typing.Set[Name]),            # get_build_abis;
     # request: exclude_skipped

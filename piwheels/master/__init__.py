@@ -132,6 +132,20 @@ class PiWheelsMaster(Command):
         parser.add_argument(
             '--pypi-simple', metavar='URL', default='https://pypi.org/simple',
             help='the URL of the PyPI simple API slaves build from')
+        parser.add_argument(
+            '--pypi-json', metavar='URL', default='https://pypi.org/pypi',
+            help='the URL of the PyPI JSON API (project descriptions, and '
+            'the projects of --pypi-projects)')
+        parser.add_argument(
+            '--pypi-projects', metavar='NAME', nargs='*', default=[],
+            help='follow only these projects, through the JSON API (GET '
+            'requests only), instead of all of PyPI through its XML-RPC '
+            'changelog (default: all of PyPI)')
+        parser.add_argument(
+            '--pypi-interval', metavar='DURATION', type=duration,
+            default=None,
+            help='how often PyPI is read (default: 1m for the changelog, '
+            '10m for --pypi-projects)')
         for name, default, what in [
                 ('status', 'ipc:///tmp/piw-status',
                  'report status to monitors'),
@@ -191,6 +205,11 @@ class PiWheelsMaster(Command):
                 seconds=30 if config.dev_mode else 300)
         if config.build_retries < 0 or config.transfer_retries < 0:
             raise ConfigError('retry counts must not be negative')
+        if config.pypi_interval is None:
+            config.pypi_interval = timedelta(
+                minutes=10 if config.pypi_projects else 1)
+        elif config.pypi_interval <= timedelta(0):
+            raise ConfigError('--pypi-interval must be positive')
         return config
 
     def run(self, config):

@@ -327,6 +327,13 @@ class Database:
                 "WHERE package = :package AND skip = :deleted"),
                 {'package': package, 'deleted': DELETED}).scalars())
 
+    def get_packages_deleted(self):
+        """Return the set of packages marked for deletion."""
+        with self._transaction() as conn:
+            return set(conn.execute(text(
+                "SELECT package FROM packages WHERE skip = :deleted"),
+                {'deleted': DELETED}).scalars())
+
     def yank_version(self, package, version, reason=''):
         """Mark *version* of *package* as yanked (PEP 592), for *reason*."""
         self._call('yank_version', package=package, version=version,

@@ -43,6 +43,7 @@ DATABASE_METHODS = {
     'VEREXISTS': 'test_package_version',
     'PKGDELETED': 'package_marked_deleted',
     'VERSDELETED': 'get_versions_deleted',
+    'PKGSDELETED': 'get_packages_deleted',
     'GETSKIP': 'get_version_skip',
     'GETQUEUE': 'get_build_queue',
     'GETPYPI': 'get_pypi_serial',
@@ -235,6 +236,9 @@ class DbClient(RpcClient):
 
     def get_versions_deleted(self, package):
         return self._result('VERSDELETED', package)
+
+    def get_packages_deleted(self):
+        return self._result('PKGSDELETED')
 
     def get_version_skip(self, package, version):
         return self._result('GETSKIP', PackageVersion(package, version))
