@@ -3,13 +3,15 @@
 import hashlib
 import os
 import sys
+import threading
 import time
 import zipfile
 from datetime import timedelta
 
 import pytest
 
-from piwheels import protocols
+from piwheels import protocols, transport
+from piwheels.exc import MasterTimeout
 from piwheels.slave import native_tags
 from piwheels.slave.builder import (
     Builder, Wheel, apt_dependencies, classify_failure, group_members,
@@ -234,3 +236,74 @@ def test_wheel_without_metadata_has_no_requires_python(tmp_path):
     with zipfile.ZipFile(str(path), 'w') as archive:
         archive.writestr('foo.py', '')
     assert Wheel(str(path)).requires_python is None
+
+
+@pytest.fixture
+def juggler(zmq_context, ipc_address):
+    """A ROUTER playing FileJuggler, and a DEALER connected to it as the
+    slave's transfer socket."""
+    router = zmq_context.socket(transport.ROUTER,
+                                protocol=protocols.file_juggler_files)
+    router.bind(ipc_address)
+    dealer = zmq_context.socket(transport.DEALER,
+                                protocol=protocols.file_juggler_files.reversed())
+    dealer.connect(ipc_address)
+    yield router, dealer
+    dealer.close(linger=0)
+    router.close(linger=0)
+
+
+def make_wheel(tmp_path, size):
+    path = tmp_path / 'foo-1.0-py3-none-any.whl'
+    path.write_bytes(os.urandom(size))
+    return Wheel(str(path))
+
+
+def test_wheel_transfer_greets_again_when_juggler_is_silent(juggler, tmp_path):
+    router, dealer = juggler
+    wheel = make_wheel(tmp_path, 3000)
+    thread = threading.Thread(
+        target=wheel.transfer, args=(dealer, 5),
+        kwargs={'timeout': timedelta(minutes=1)}, daemon=True)
+    thread.start()
+    address, msg, slave_id = router.recv_addr_msg(timeout=30)
+    assert (msg, slave_id) == ('HELLO', 5)
+    # the first greeting went unanswered (say the master was busy): the
+    # slave greets again
+    address, msg, slave_id = router.recv_addr_msg(timeout=30)
+    assert (msg, slave_id) == ('HELLO', 5)
+    received = bytearray(3000)
+    for offset in (2000, 0, 1000, 0):
+        router.send_addr_msg(address, 'FETCH', protocols.Fetch(offset, 1000))
+        _, msg, chunk = router.recv_addr_msg(timeout=30)
+        assert msg == 'CHUNK' and chunk.offset == offset
+        received[offset:offset + len(chunk.data)] = chunk.data
+    router.send_addr_msg(address, 'DONE')
+    thread.join(30)
+    assert not thread.is_alive()
+    assert hashlib.sha256(received).hexdigest() == wheel.filehash
+
+
+def test_wheel_transfer_gives_up_when_juggler_never_answers(juggler, tmp_path):
+    router, dealer = juggler
+    wheel = make_wheel(tmp_path, 10)
+    with pytest.raises(MasterTimeout):
+        wheel.transfer(dealer, 1, timeout=timedelta(seconds=2))
+    _, msg, _ = router.recv_addr_msg(timeout=30)
+    assert msg == 'HELLO'
+
+
+def test_wheel_transfer_answers_fetch_past_end_with_empty_chunk(
+        juggler, tmp_path):
+    router, dealer = juggler
+    wheel = make_wheel(tmp_path, 10)
+    thread = threading.Thread(target=wheel.transfer, args=(dealer, 1),
+                              daemon=True)
+    thread.start()
+    address, msg, _ = router.recv_addr_msg(timeout=30)
+    router.send_addr_msg(address, 'FETCH', protocols.Fetch(1000, 100))
+    _, msg, chunk = router.recv_addr_msg(timeout=30)
+    assert msg == 'CHUNK' and chunk == (1000, b'')
+    router.send_addr_msg(address, 'DONE')
+    thread.join(30)
+    assert not thread.is_alive()
