@@ -299,13 +299,15 @@ def classify_failure(returncode, output, timed_out):
 
 
 def trim_log(text, limit=MAX_BUILD_OUTPUT):
-    """Return *text*, or its head and tail with a note of what was left out
-    when it is longer than *limit* characters."""
+    """Return *text*, or when it is longer than *limit* characters its head
+    and tail with a note of what was left out, *limit* characters in all."""
     if len(text) <= limit:
         return text
-    keep = limit // 2
-    return '{}\n[... {} characters of the log left out ...]\n{}'.format(
-        text[:keep], len(text) - 2 * keep, text[-keep:])
+    # the note's own length depends on the number in it; reserve for the
+    # longest it can be
+    note = '\n[... {} characters of the log left out ...]\n'
+    keep = (limit - len(note.format(len(text)))) // 2
+    return text[:keep] + note.format(len(text) - 2 * keep) + text[-keep:]
 
 
 class Builder(threading.Thread):

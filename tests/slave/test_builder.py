@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import sys
 import threading
 import time
@@ -194,12 +195,26 @@ def test_classify_failure_timeout_wins():
         'timeout'
 
 
-def test_trim_log_keeps_head_and_tail():
-    text = 'a' * 100 + 'b' * 100
-    trimmed = trim_log(text, limit=50)
-    assert trimmed.startswith('a' * 25)
-    assert trimmed.endswith('b' * 25)
-    assert '150 characters of the log left out' in trimmed
+def test_trim_log_keeps_head_and_tail_within_limit():
+    text = 'a' * 1000 + 'b' * 1000
+    trimmed = trim_log(text, limit=100)
+    assert len(trimmed) <= 100
+    head, left_out, tail = re.fullmatch(
+        r'(a+)\n\[\.\.\. (\d+) characters of the log left out \.\.\.\]\n(b+)',
+        trimmed).groups()
+    assert len(head) == len(tail) >= 25
+    assert len(head) + int(left_out) + len(tail) == 2000
+
+
+def test_trim_log_leaves_short_log():
+    assert trim_log('short', limit=5) == 'short'
+
+
+def test_longest_log_still_fits_built_message():
+    result = protocols.BuildResult(
+        False, timedelta(seconds=1),
+        trim_log('x' * (protocols.MAX_BUILD_OUTPUT * 2)), [], 'error')
+    protocols.slave_driver.reversed().check('send', 'BUILT', result)
 
 
 def test_apt_dependencies_of_interpreter():
