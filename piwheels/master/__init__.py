@@ -232,7 +232,9 @@ class PiWheelsMaster(Command):
             self.notifier.stopping()
             self.stop_tasks()
             self.close_queues()
-        return 1 if self.failed_tasks() else 0
+        failed = self.failed_tasks()
+        self.tasks = []
+        return 1 if failed else 0
 
     def start_queues(self, ctx, config):
         """Bind the monitors' queues and the internal status queue."""
@@ -275,15 +277,14 @@ class PiWheelsMaster(Command):
                 task.start()
 
     def stop_tasks(self):
-        """Ask every task to quit, newest first, and wait for them."""
+        """Stop the tasks newest first, each before the tasks it depends on
+        (a task waiting on another's reply must not find it gone)."""
         for task in reversed(self.tasks):
             if task.is_alive():
                 task.quit()
-        for task in reversed(self.tasks):
-            task.join(timeout=30)
+                task.join(timeout=30)
             if task.is_alive():
                 self.logger.error('%s did not stop within 30s', task.name)
-        self.tasks = []
 
     def failed_tasks(self):
         return [task for task in self.tasks if task.failure is not None]

@@ -476,12 +476,20 @@ class SlaveDriver(PausingTask):
 
     def status(self, slave, action, data):
         """Tell the monitors about a message to or from *slave* (a build
-        log is left out: monitors don't show it)."""
+        log is left out: monitors don't show it).
+
+        The event is encoded without validating it again: its data is a
+        request that passed validation on arrival or a reply that passed it
+        on its way out, and this runs for every message of every slave.
+        """
         if action == 'BUILT':
             data = data._replace(output='')
+        event = protocols.SlaveEvent(
+            slave.slave_id, utcnow(), action,
+            None if data is NoData else data)
         try:
-            self.status_queue.send_msg('SLAVE', slave.event(action, data),
-                                       transport.NOBLOCK)
+            self.status_queue.send(transport.encode('SLAVE', event),
+                                   transport.NOBLOCK)
         except transport.Again:
             pass
 

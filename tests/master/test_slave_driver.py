@@ -220,3 +220,134 @@ def test_slave_driver_filename_with_path_abandons_build(
     # the version comes back with the architect's next queue
     queue_builds(master_config, peer, driver, ('foo', '0.1'))
     assert slave.request('IDLE', stats(), driver)[0] == 'BUILD'
+
+
+def test_slave_driver_tells_monitors_every_message(driver, slaves, queues):
+    slave = slaves()
+    slave.hello(driver)
+    slave.request('IDLE', stats(), driver)
+    events = [queues.status.recv()[1] for _ in range(4)]
+    assert [event.action for event in events] == [
+        'HELLO', 'ACK', 'IDLE', 'SLEEP']
+    assert {event.slave_id for event in events} == {slave.slave_id}
+    assert events[0].data.label == 'slave1'
+
+
+def test_slave_driver_kill_sends_die(driver, slaves):
+    slave = slaves()
+    slave.hello(driver)
+    driver.kill_slave(slave.slave_id)
+    driver.poll(1)
+    assert slave.request('IDLE', stats(), driver) == ('DIE', '')
+
+
+def test_slave_driver_sleep_and_wake(master_config, with_build_abis, driver,
+                                     slaves, peer):
+    add_version(with_build_abis[0])
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    slave = slaves()
+    slave.hello(driver)
+    driver.sleep_slave(None)
+    driver.poll(1)
+    assert slave.request('IDLE', stats(), driver)[0] == 'SLEEP'
+    driver.wake_slave(slave.slave_id)
+    driver.poll(1)
+    assert slave.request('IDLE', stats(), driver)[0] == 'BUILD'
+
+
+def test_slave_driver_skip_abandons_build(master_config, with_build_abis,
+                                          driver, slaves, peer):
+    add_version(with_build_abis[0])
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    slave = slaves()
+    slave.hello(driver)
+    slave.request('IDLE', stats(), driver)
+    driver.skip_slave(slave.slave_id)
+    driver.poll(1)
+    assert slave.request('BUSY', stats(), driver) == ('DONE', protocols.NoData)
+    slave.request('IDLE', stats(), driver)
+    assert not driver.active
+
+
+def test_slave_driver_pause_answers_sleep(master_config, with_build_abis,
+                                          driver, slaves, peer):
+    add_version(with_build_abis[0])
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    slave = slaves()
+    slave.hello(driver)
+    driver.pause()
+    driver.poll(1)
+    assert slave.request('IDLE', stats(), driver)[0] == 'SLEEP'
+    driver.resume()
+    driver.poll(1)
+    assert slave.request('IDLE', stats(), driver)[0] == 'BUILD'
+
+
+def test_slave_driver_ignores_unknown_slave(driver, slaves, caplog):
+    slave = slaves()
+    slave.queue.send_msg('IDLE', stats())
+    driver.poll(1)
+    assert 'IDLE from an unknown slave ignored' in caplog.text
+    assert not slave.queue.poll(0.2)
+
+
+def test_slave_driver_silent_slave_expires_and_build_goes_to_another(
+        master_config, with_build_abis, driver, slaves, peer, caplog):
+    add_version(with_build_abis[0])
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    first, second = slaves('one'), slaves('two')
+    first.hello(driver)
+    second.hello(driver)
+    assert first.request('IDLE', stats(), driver)[0] == 'BUILD'
+    # the first slave vanishes mid-build: nothing heard for longer than its
+    # timeout
+    for slave in driver.slaves.values():
+        if slave.label == 'one':
+            slave.last_seen -= master_config.slave_timeout * 2
+    driver.remove_expired()
+    assert 'fell silent' in caplog.text
+    assert 'will be retried' in caplog.text
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    msg, job = second.request('IDLE', stats(), driver)
+    assert (msg, tuple(job)) == ('BUILD', ('foo', '0.1'))
+
+
+def test_slave_driver_rejects_wheel_over_size_cap(
+        master_config, with_build_abis, driver, slaves, peer, caplog):
+    add_version(with_build_abis[0])
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    slave = slaves()
+    slave.hello(driver)
+    slave.request('IDLE', stats(), driver)
+    file, content = wheel()
+    file = file._replace(filesize=master_config.max_file_size + 1)
+    reply = slave.request('BUILT', result([(file, content)]), driver)
+    assert reply == ('DONE', protocols.NoData)
+    assert 'more than the' in caplog.text
+    poll_until(driver, lambda: builds(with_build_abis))
+    assert builds(with_build_abis) == [('foo', '0.1', 'cp311', False, 'error')]
+    assert os.listdir(master_config.output_path) == ['.incoming']
+
+
+def test_slave_driver_corrupt_transfer_sent_again_then_fails(
+        master_config, with_build_abis, driver, slaves, peer, caplog):
+    add_version(with_build_abis[0])
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    slave = slaves()
+    slave.hello(driver)
+    slave.request('IDLE', stats(), driver)
+    file, content = wheel()
+    msg, filename = slave.request('BUILT', result([(file, content)]), driver)
+    attempts = 0
+    while msg == 'SEND':
+        attempts += 1
+        slave.transfer(content, corrupt=lambda offset, data: b'X' * len(data))
+        msg, filename = slave.request('SENT', driver=driver)
+    assert msg == 'DONE'
+    assert attempts == master_config.transfer_retries + 1
+    assert 'giving up' in caplog.text
+    poll_until(driver, lambda: builds(with_build_abis))
+    assert builds(with_build_abis) == [
+        ('foo', '0.1', 'cp311', False, 'network')]
+    assert not os.path.exists(os.path.join(master_config.output_path, 'simple'))
+    assert os.listdir(os.path.join(master_config.output_path, '.incoming')) == []

@@ -1,0 +1,299 @@
+"""Benchmark of the master's build loop: simulated slaves against a real piw-master.
+
+Starts a private PostgreSQL cluster in a temporary directory, initialises
+the database with piw-initdb's script and fills it with versions to build,
+then runs a real ``piw-master`` process (with every task that exists, TheScribe
+writing pages included) and simulated build slaves: real ZeroMQ clients, in
+threads spread over a few processes, speaking the full slave protocol
+(HELLO, IDLE, BUILD, BUSY, BUILT, SEND, the chunked file transfer of a tiny
+wheel, SENT, DONE). It prints the builds coordinated per second, how long
+slaves waited for the master's replies (the slowest reply above all), and
+the transfer rate of one 100 MB wheel.
+
+Usage::
+
+    python bench/build_loop.py [--slaves 50] [--seconds 20] [--versions 40000]
+"""
+
+import argparse
+import hashlib
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from piwheels import __version__, protocols, transport  # noqa: E402
+from piwheels.initdb import InitDB, get_connection, get_script  # noqa: E402
+from piwheels.pgcluster import PrivateCluster, free_port  # noqa: E402
+
+ABI = 'cp311'
+
+
+def prepare_database(path, versions):
+    """Start a cluster in *path*, create the piwheels database with
+    *versions* versions waiting to be built for :data:`ABI`; return
+    ``(cluster, user_dsn)``."""
+    cluster = PrivateCluster(os.path.join(path, 'pg')).start()
+    cluster.psql("CREATE ROLE piwheels LOGIN PASSWORD 'piwheels'")
+    cluster.psql('CREATE DATABASE piwheels')
+    conn = get_connection(cluster.dsn(database='piwheels'))
+    with conn.begin():
+        InitDB().run_script(conn, get_script(), 'piwheels')
+    conn.close()
+    cluster.psql(
+        "INSERT INTO build_abis (abi_tag) VALUES ('{abi}');"
+        "INSERT INTO packages (package) "
+        "SELECT 'pkg' || n FROM generate_series(1, {count}) AS n;"
+        "INSERT INTO versions (package, version) "
+        "SELECT 'pkg' || n, '1.0' FROM generate_series(1, {count}) AS n;"
+        .format(abi=ABI, count=versions), database='piwheels')
+    return cluster, cluster.dsn(user='piwheels', password='piwheels',
+                                database='piwheels')
+
+
+def start_master(dsn, path, slave_port, file_port):
+    sockets = os.path.join(path, 's')
+    os.makedirs(sockets)
+    output = os.path.join(path, 'output')
+    args = [
+        sys.executable, '-c',
+        'import sys; from piwheels.master import main; sys.exit(main())',
+        '-c', os.devnull, '--dsn', dsn, '--output-path', output,
+        '--dev-mode', '-q',
+        '--slave-queue', 'tcp://127.0.0.1:{}'.format(slave_port),
+        '--file-queue', 'tcp://127.0.0.1:{}'.format(file_port),
+        '--max-file-size', '200M']
+    for name in ('status', 'control', 'import', 'log'):
+        args += ['--{}-queue'.format(name),
+                 'ipc://{}/{}'.format(sockets, name)]
+    log = open(os.path.join(path, 'master.log'), 'w')
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT), output
+
+
+def stats():
+    return protocols.SlaveStats(datetime.now(timezone.utc), 10 ** 10,
+                                5 * 10 ** 9, 10 ** 9, 5 * 10 ** 8, 0, 0, 0.1,
+                                None)
+
+
+def hello(label):
+    return protocols.SlaveHello(
+        protocols.PROTOCOL_VERSION, __version__, timedelta(hours=1),
+        timedelta(minutes=5), ABI, ABI, 'linux_x86_64', label, 'Linux', '',
+        '', '')
+
+
+class SimulatedSlave:
+    """One slave: builds whatever it is given instantly and sends a tiny
+    wheel. Records each reply's latency."""
+
+    def __init__(self, ctx, label, slave_port, file_port):
+        self.label = label
+        self.queue = ctx.socket(transport.REQ,
+                                protocol=protocols.slave_driver.reversed())
+        self.queue.connect('tcp://127.0.0.1:{}'.format(slave_port))
+        self.files = ctx.socket(
+            transport.DEALER, protocol=protocols.file_juggler_files.reversed())
+        self.files.connect('tcp://127.0.0.1:{}'.format(file_port))
+        self.latencies = []
+        self.builds = 0
+        self.transfer_seconds = None
+
+    def request(self, msg, data=protocols.NoData):
+        start = time.perf_counter()
+        self.queue.send_msg(msg, data)
+        reply = self.queue.recv_msg(timeout=60)
+        self.latencies.append(time.perf_counter() - start)
+        return reply
+
+    def transfer(self, slave_id, content):
+        start = time.perf_counter()
+        self.files.send_msg('HELLO', slave_id)
+        view = memoryview(content)
+        while True:
+            msg, data = self.files.recv_msg(timeout=60)
+            if msg == 'DONE':
+                return time.perf_counter() - start
+            self.files.send_msg('CHUNK', protocols.Chunk(
+                data.offset, bytes(view[data.offset:data.offset + data.length])))
+
+    def build_result(self, package, version, content):
+        filename = '{}-{}-{}-{}-linux_x86_64.whl'.format(
+            package, version, ABI, ABI)
+        file = protocols.BuiltFile(
+            filename, len(content), hashlib.sha256(content).hexdigest(),
+            package, version, ABI, ABI, 'linux_x86_64', '>=3.9',
+            {'apt': {'libc6'}})
+        return protocols.BuildResult(True, timedelta(seconds=1),
+                                     'built {} {}\n'.format(package, version),
+                                     [file], '')
+
+    def run(self, stop, content=None, once=False):
+        msg, ack = self.request('HELLO', hello(self.label))
+        assert msg == 'ACK', (msg, ack)
+        slave_id = ack.slave_id
+        reply = self.request('IDLE', stats())
+        while not stop.is_set():
+            msg, data = reply
+            if msg == 'SLEEP':
+                time.sleep(0.05)
+                reply = self.request('IDLE', stats())
+                continue
+            assert msg == 'BUILD', reply
+            wheel = content or '{} {}'.format(*data).encode('ascii') * 20
+            reply = self.request('BUSY', stats())
+            assert reply[0] == 'CONT', reply
+            reply = self.request('BUILT', self.build_result(
+                data.package, data.version, wheel))
+            while reply[0] == 'SEND':
+                seconds = self.transfer(slave_id, wheel)
+                if content is not None:
+                    self.transfer_seconds = seconds
+                reply = self.request('SENT')
+            assert reply[0] == 'DONE', reply
+            self.builds += 1
+            if once:
+                break
+            reply = self.request('IDLE', stats())
+        self.queue.send_msg('BYE')
+        self.queue.close(linger=1)
+        self.files.close(linger=0)
+
+
+def slave_process(labels, slave_port, file_port, seconds, results):
+    """Run the slaves *labels* in threads for *seconds* (after a warm-up
+    they each report), then report builds and latencies."""
+    ctx = transport.Context.instance()
+    stop = threading.Event()
+    slaves = [SimulatedSlave(ctx, label, slave_port, file_port)
+              for label in labels]
+    threads = [threading.Thread(target=slave.run, args=(stop,))
+               for slave in slaves]
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(120)
+    results.put((sum(slave.builds for slave in slaves),
+                 [lat for slave in slaves for lat in slave.latencies]))
+
+
+def measure_builds(slave_port, file_port, count, seconds, processes):
+    """Run *count* slaves over *processes* processes for *seconds*;
+    return ``(builds, latencies, elapsed)``."""
+    # spawn, not fork: a forked ZeroMQ context is unusable
+    mp = multiprocessing.get_context('spawn')
+    results = mp.Queue()
+    labels = ['sim{}'.format(n) for n in range(count)]
+    workers = [
+        mp.Process(target=slave_process, args=(
+            labels[n::processes], slave_port, file_port, seconds, results))
+        for n in range(processes)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    builds, latencies = 0, []
+    for _ in workers:
+        done, lats = results.get(timeout=seconds + 300)
+        builds += done
+        latencies += lats
+    for worker in workers:
+        worker.join()
+    return builds, latencies, time.perf_counter() - start
+
+
+def measure_transfer(slave_port, file_port, size):
+    ctx = transport.Context.instance()
+    slave = SimulatedSlave(ctx, 'bigwheel', slave_port, file_port)
+    slave.run(threading.Event(), content=os.urandom(size), once=True)
+    return slave.transfer_seconds
+
+
+def wait_for_master(slave_port):
+    ctx = transport.Context.instance()
+    probe = SimulatedSlave(ctx, 'probe', slave_port, 0)
+    deadline = time.monotonic() + 60
+    while True:
+        probe.queue.send_msg('HELLO', hello('probe'))
+        if probe.queue.poll(1):
+            probe.queue.recv_msg()
+            probe.queue.send_msg('BYE')
+            probe.queue.close(linger=1)
+            probe.files.close(linger=0)
+            return
+        probe.queue.close(linger=0)
+        if time.monotonic() > deadline:
+            raise RuntimeError('the master did not answer')
+        probe.queue = ctx.socket(transport.REQ,
+                                 protocol=protocols.slave_driver.reversed())
+        probe.queue.connect('tcp://127.0.0.1:{}'.format(slave_port))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--slaves', type=int, default=50)
+    parser.add_argument('--seconds', type=float, default=20)
+    parser.add_argument('--versions', type=int, default=40000)
+    parser.add_argument('--processes', type=int, default=5)
+    parser.add_argument('--transfer-mb', type=int, default=100)
+    config = parser.parse_args()
+    path = tempfile.mkdtemp(prefix='piwbench')
+    cluster = master = None
+    try:
+        cluster, dsn = prepare_database(path, config.versions)
+        slave_port, file_port = free_port(), free_port()
+        master, output = start_master(dsn, path, slave_port, file_port)
+        wait_for_master(slave_port)
+        time.sleep(2)   # the first build queue
+        builds, latencies, elapsed = measure_builds(
+            slave_port, file_port, config.slaves, config.seconds,
+            config.processes)
+        if not builds:
+            raise RuntimeError('no builds were coordinated')
+        latencies.sort()
+        print('{} simulated slaves, {:.1f} s: {} builds coordinated, '
+              '{:.0f} builds/s'.format(config.slaves, elapsed, builds,
+                                       builds / elapsed))
+        print('replies: {} requests, median {:.1f} ms, 99th percentile '
+              '{:.1f} ms, slowest {:.1f} ms'.format(
+                  len(latencies), 1000 * latencies[len(latencies) // 2],
+                  1000 * latencies[int(len(latencies) * 0.99)],
+                  1000 * latencies[-1]))
+        seconds = measure_transfer(slave_port, file_port,
+                                   config.transfer_mb * 1024 * 1024)
+        print('transfer of a {} MB wheel: {:.2f} s, {:.0f} MB/s'.format(
+            config.transfer_mb, seconds, config.transfer_mb / seconds))
+        logs = os.path.join(output, 'logs')
+        print('pages written meanwhile: {} files under simple/, {} logs'.format(
+            sum(len(files) for _, _, files in os.walk(
+                os.path.join(output, 'simple'))),
+            sum(len(files) for _, _, files in os.walk(logs))))
+    except BaseException:
+        with open(os.path.join(path, 'master.log')) as log:
+            print('master log:', *log.readlines()[-30:], sep='\n',
+                  file=sys.stderr)
+        raise
+    finally:
+        if master is not None:
+            master.send_signal(signal.SIGTERM)
+            try:
+                master.wait(60)
+            except subprocess.TimeoutExpired:
+                master.kill()
+        if cluster is not None:
+            cluster.stop()
+        shutil.rmtree(path, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()
