@@ -5,6 +5,11 @@
 -- tables it needs and writes through the SECURITY DEFINER functions at the
 -- end of this script, which it may EXECUTE. Build logs are gzip files in the
 -- output directory (named after build_id), never rows in here.
+--
+-- Every change to this script must also go in an update script
+-- (sql/update_piwheels_X_to_Y.sql; until 0.1.0 is released, in
+-- update_piwheels_0.0.1_to_0.1.0.sql): tests/initdb checks that a database
+-- upgraded from the first release equals one created by this script.
 
 CREATE TABLE configuration (
     id              INTEGER DEFAULT 1 NOT NULL,
@@ -379,10 +384,21 @@ CREATE TABLE build_queue (
 CREATE INDEX build_queue_order
     ON build_queue (abi_tag, priority DESC, released DESC, package, version);
 
--- Recompute the queue entries of the given versions
+-- Recompute the queue entries of the given versions. Concurrent maintainers
+-- of one version take turns (its row lock), and all of them wait while a
+-- whole ABI is being queued (the advisory lock, exclusive in queue_abis):
+-- each statement after the locks sees what the others committed.
 CREATE FUNCTION queue_versions(pkgs VARCHAR[], vers VARCHAR[]) RETURNS VOID
     LANGUAGE sql
 AS $sql$
+    SELECT pg_advisory_xact_lock_shared(hashtext('piwheels build_queue'));
+
+    SELECT 1
+    FROM versions v JOIN unnest(pkgs, vers) AS t(package, version)
+        ON v.package = t.package AND v.version = t.version
+    ORDER BY v.package, v.version
+    FOR NO KEY UPDATE OF v;
+
     DELETE FROM build_queue q
     USING unnest(pkgs, vers) AS t(package, version)
     WHERE q.package = t.package AND q.version = t.version;
@@ -399,6 +415,8 @@ $sql$;
 CREATE FUNCTION queue_abis(abis VARCHAR[]) RETURNS VOID
     LANGUAGE sql
 AS $sql$
+    SELECT pg_advisory_xact_lock(hashtext('piwheels build_queue'));
+
     DELETE FROM build_queue WHERE abi_tag = ANY(abis);
 
     INSERT INTO build_queue (package, version, abi_tag, priority, released)
@@ -735,6 +753,10 @@ DECLARE
     f      RECORD;
     known  CHAR(64);
 BEGIN
+    -- builds of one version are logged one at a time, so attempts count true
+    PERFORM 1 FROM versions v
+    WHERE v.package = log_build.package AND v.version = log_build.version
+    FOR NO KEY UPDATE;
     INSERT INTO builds (package, version, abi_tag, built_by, duration, status, failure, attempt)
     VALUES (
         log_build.package, log_build.version, log_build.abi_tag, log_build.built_by,

@@ -94,6 +94,10 @@ DECLARE
     f      RECORD;
     known  CHAR(64);
 BEGIN
+    -- builds of one version are logged one at a time, so attempts count true
+    PERFORM 1 FROM versions v
+    WHERE v.package = log_build.package AND v.version = log_build.version
+    FOR NO KEY UPDATE;
     INSERT INTO builds (package, version, abi_tag, built_by, duration, status, failure, attempt)
     VALUES (
         log_build.package, log_build.version, log_build.abi_tag, log_build.built_by,
