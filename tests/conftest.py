@@ -8,4 +8,5 @@ pytest_plugins = [
     'tests.fixtures.deps',
     'tests.fixtures.logs',
     'tests.fixtures.master',
+    'tests.fixtures.pypi',
 ]
