@@ -428,6 +428,10 @@ class Builder(threading.Thread):
             # pip made something that is not a valid wheel
             self.fail('The build produced a bad wheel: {}'.format(exc), 'error')
         finally:
+            # whatever stopped the build (even a bug here), a build without
+            # wheels is reported as failed with a kind the master knows
+            if not self.status and not self.failure:
+                self.failure = 'error'
             self._finished_at = time.monotonic()
 
     def fail(self, reason, failure):
