@@ -206,6 +206,13 @@ def test_marked_deleted(db, with_package_version):
     assert 'foo' not in db.get_search_index()
 
 
+def test_get_packages_deleted(db, with_package):
+    db.add_new_package('bar')
+    assert db.get_packages_deleted() == set()
+    db.skip_package('bar', DELETED)
+    assert db.get_packages_deleted() == {'bar'}
+
+
 def test_yank_and_unyank_version(db, with_package_version):
     db.yank_version('foo', '0.1', 'security hole')
     release = db.get_project_data('foo')['releases']['0.1']
@@ -562,6 +569,19 @@ def test_get_project_data(db, with_build):
 def test_get_project_data_fits_the_oracle_protocol(db, with_build):
     from piwheels.protocols import ProjectData
     ProjectData(db.get_project_data('foo'))
+
+
+def test_get_project_data_many(db, with_build):
+    db.add_new_package('bar', description='A bar')
+    db.add_new_package_version('bar', '2.0')
+    db.add_package_name('bar', 'Bar', datetime(2020, 1, 1, tzinfo=UTC))
+    many = db.get_project_data_many(['foo', 'bar', 'nosuch'])
+    assert set(many) == {'foo', 'bar'}
+    assert many['foo'] == db.get_project_data('foo')
+    assert many['bar'] == db.get_project_data('bar')
+    assert many['bar']['name'] == 'Bar'
+    assert list(many['bar']['releases']['2.0']['abis']) == ['cp39', 'cp311']
+    assert db.get_project_data_many([]) == {}
 
 
 def test_get_project_versions(db, with_build):
