@@ -1,0 +1,130 @@
+"""Tests of the piw-master command: a real process with a real database,
+talked to as a monitor and by systemd would."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from piwheels import protocols, transport
+
+from ..fixtures.master import master_args
+from ..fixtures.schema import run_sql
+
+RUN_MASTER = [sys.executable, '-c',
+              'import sys; from piwheels.master import main; sys.exit(main())']
+
+
+def start_master(args, env=None):
+    return subprocess.Popen(
+        RUN_MASTER + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        universal_newlines=True, env=env)
+
+
+def finish(process, timeout=60):
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+        pytest.fail('piw-master did not stop:\n' + out)
+    return process.returncode, out
+
+
+@pytest.fixture
+def notify_socket(ipc_dir):
+    path = os.path.join(ipc_dir, 'notify')
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(60)
+    yield path, sock
+    sock.close()
+
+
+@pytest.fixture
+def running_master(with_build_abis, tmp_path, ipc_dir, notify_socket):
+    """A piw-master process that has told systemd it is ready; yields
+    ``(process, args)``."""
+    path, sock = notify_socket
+    output = tmp_path / 'output'
+    output.mkdir()
+    (output / '.incoming').mkdir()
+    (output / '.incoming' / '3~foo-0.1-cp311-cp311-linux_x86_64.whl.part'
+     ).write_bytes(b'half a wheel')
+    args = master_args(with_build_abis[1], str(output), ipc_dir, '--oracles',
+                       '2')
+    env = dict(os.environ, NOTIFY_SOCKET=path)
+    process = start_master(args, env)
+    assert sock.recv(100) == b'READY=1'
+    yield process, args, output
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
+def option(args, name):
+    return args[args.index(name) + 1]
+
+
+def test_master_bad_dsn_is_one_line_error(tmp_path, ipc_dir):
+    process = start_master(master_args(
+        'postgresql://nobody:wrong@127.0.0.1:1/none', str(tmp_path), ipc_dir))
+    code, out = finish(process)
+    assert code != 0
+    lines = out.strip().splitlines()
+    assert lines[-1].startswith('piw-master: error: unable to connect')
+    assert 'Traceback' not in out
+
+
+def test_master_refuses_database_of_other_version(with_build_abis, tmp_path,
+                                                  ipc_dir):
+    run_sql(with_build_abis[0], "UPDATE configuration SET version = '0.0.1'")
+    code, out = finish(start_master(master_args(
+        with_build_abis[1], str(tmp_path), ipc_dir)))
+    assert code != 0
+    assert 'piw-master: error: the database is at version 0.0.1' in out
+
+
+def test_master_bad_option_is_one_line_error(tmp_path, ipc_dir):
+    code, out = finish(start_master(['--max-file-size', 'lots']))
+    assert code == 2
+    assert out.strip().startswith('piw-master: error:')
+
+
+def test_master_ready_recovers_and_quits_on_request(running_master, peer):
+    process, args, output = running_master
+    # what a crash left in the output is gone
+    assert os.listdir(str(output / '.incoming')) == []
+    status = transport.Context.instance().socket(
+        transport.SUB, protocol=protocols.monitor_status.reversed())
+    status.connect(option(args, '--status-queue'))
+    status.subscribe('')
+    control = peer(transport.PUSH, protocols.master_control.reversed(),
+                   connect=option(args, '--control-queue'))
+    try:
+        # a SUB socket takes a moment to subscribe: ask until heard
+        for attempt in range(50):
+            control.send('HELLO')
+            if status.poll(0.2):
+                break
+        msg, info = status.recv_msg(timeout=5)
+        assert msg == 'HELLO'
+        assert info.piwheels_version
+    finally:
+        status.close(linger=0)
+    control.send('QUIT')
+    code, out = finish(process)
+    assert code == 0, out
+    assert 'quitting on request of a monitor' in out
+
+
+def test_master_stops_cleanly_on_sigterm(running_master):
+    process, args, output = running_master
+    process.send_signal(signal.SIGTERM)
+    code, out = finish(process)
+    assert code == 0, out
+    assert 'shutting down on request' in out
+    assert 'Traceback' not in out
