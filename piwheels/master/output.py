@@ -293,6 +293,7 @@ class FileBatch:
     def __init__(self, output):
         self.output = output
         self._staged = []
+        self._directories = set()
         self.written = 0
         self.unchanged = 0
 
@@ -318,7 +319,9 @@ class FileBatch:
         directory, name = os.path.split(path)
         # first, so that a link in the directory's place is replaced rather
         # than followed
-        self.output.make_dir(directory)
+        if directory not in self._directories:
+            self.output.make_dir(directory)
+            self._directories.add(directory)
         if _same_content(path, data):
             self.unchanged += 1
             return False
@@ -363,6 +366,28 @@ class FileBatch:
         """Remove the staged temporary files; nothing in place changes."""
         staged, self._staged = self._staged, []
         _unlink_all(tmp for tmp, _ in staged)
+
+
+def read_file(path):
+    """Return the content of the plain file at *path* (not following a link
+    in its place), or :data:`None` if there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        raise
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b''.join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 def _same_content(path, data):

@@ -11,7 +11,7 @@ same bytes (and the scribe can skip the write).
 import json
 import os
 import re
-from datetime import datetime, timezone
+from datetime import timezone
 
 from chameleon import PageTemplateLoader
 
@@ -29,13 +29,22 @@ _WHEEL_TAGS = re.compile(
 
 _PRERELEASE = re.compile(r'(?:a|b|c|rc|alpha|beta|pre|preview|dev)\.?\d*(?:$|[.+-])')
 
-#: how each build status is shown on the project page
-_STATUS_LABELS = {
-    'success': '✓ built',
-    'fail': '✗ failed',
-    'pending': '… pending',
-    'skip': 'skipped',
+#: how each build status of the database is shown on the project page:
+#: (CSS class, label)
+_STATUS_SHOWN = {
+    'success': ('success', '✓ built'),
+    'failed': ('fail', '✗ failed'),
+    'pending': ('pending', '… pending'),
+    'skipped': ('skip', 'skipped'),
+    'not applicable': ('skip', 'n/a'),
 }
+
+
+def _utc(timestamp):
+    """*timestamp* in UTC (naive timestamps are taken to be UTC)."""
+    if timestamp.tzinfo is None:
+        return timestamp
+    return timestamp.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def iso8601(timestamp):
@@ -43,29 +52,18 @@ def iso8601(timestamp):
     return :data:`None` for :data:`None`."""
     if timestamp is None:
         return None
-    if timestamp.tzinfo is not None:
-        timestamp = timestamp.astimezone(timezone.utc).replace(tzinfo=None)
-    return timestamp.replace(microsecond=0).isoformat() + 'Z'
+    return _utc(timestamp).replace(microsecond=0).isoformat() + 'Z'
 
 
 def human_size(size):
     """Format a byte count for people (``1.5 MB``)."""
-    if size is None:
-        return '–'
-    for unit in ('B', 'KB', 'MB', 'GB'):
-        if size < 1024 or unit == 'GB':
-            return '{:.0f} {}'.format(size, unit) if unit == 'B' else \
-                '{:.1f} {}'.format(size, unit)
+    if size < 1024:
+        return '{} B'.format(size)
+    for unit in ('KB', 'MB'):
         size /= 1024
-
-
-def version_key(version):
-    """A sort key that orders version strings numerically part by part."""
-    return [
-        (0, int(part), '') if part.isdigit() else (-1, 0, part)
-        for part in re.split(r'[.+!-]|(?<=\d)(?=\D)|(?<=\D)(?=\d)', version.lower())
-        if part
-    ]
+        if size < 1024:
+            return '{:.1f} {}'.format(size, unit)
+    return '{:.1f} GB'.format(size / 1024)
 
 
 def log_url(build_id):
@@ -73,58 +71,68 @@ def log_url(build_id):
     return '/logs/' + '/'.join(log_parts(build_id))
 
 
-def _status(build):
-    status = build.get('status')
-    if status is True:
-        return 'success'
-    if status is False:
-        return 'fail'
-    if build.get('skip') and status in (None, '', 'pending'):
-        return 'skip'
-    if status in _STATUS_LABELS:
-        return status
-    return 'pending'
-
-
 class BuildView:
-    """The result of building one release for one ABI."""
-    __slots__ = ('abi', 'build_id', 'status', 'skip', 'label', 'title', 'log_url')
+    """The state of one release for one ABI, and the build that decided it,
+    as a cell of the project page's versions table."""
+    __slots__ = ('abi', 'build_id', 'status', 'skip', 'css', 'label', 'title',
+                 'log_url')
 
     def __init__(self, abi, build):
         self.abi = abi
-        self.build_id = build.get('build_id')
-        self.status = _status(build)
-        self.skip = build.get('skip') or ''
-        self.label = _STATUS_LABELS[self.status]
-        self.title = self.skip or '{} for {}'.format(self.label.split(' ', 1)[-1], abi)
-        self.log_url = (
-            log_url(self.build_id)
-            if self.build_id is not None and self.status in ('success', 'fail')
-            else None)
+        self.build_id = build['build_id']
+        self.status = build['status']
+        self.skip = build['skip']
+        css, self.label = _STATUS_SHOWN.get(self.status, ('pending', self.status))
+        self.css = 'status ' + css
+        if self.skip:
+            self.title = self.skip
+        elif self.status == 'not applicable':
+            self.title = 'Requires-Python excludes ' + abi
+        else:
+            self.title = self.status + ' for ' + abi
+        self.log_url = None if self.build_id is None else log_url(self.build_id)
+
+
+class _NoBuild:
+    """The cell of an ABI a release has no state for."""
+    __slots__ = ()
+    css = 'muted'
+    label = '–'
+    title = None
+    log_url = None
+
+
+NO_BUILD = _NoBuild()
 
 
 class FileView:
     """One wheel of a release, as the index and project pages show it."""
-    __slots__ = ('filename', 'url', 'version', 'sha256', 'size', 'size_text',
-                 'requires_python', 'abi', 'platform', 'apt_dependencies',
+    __slots__ = ('filename', 'url', 'href', 'site_url', 'version', 'sha256',
+                 'size', 'size_text', 'requires_python', 'abi', 'platform',
+                 'builder_abi', 'apt_dependencies', 'apt_command',
                  'metadata_sha256', 'metadata_attr', 'uploaded', 'yanked',
                  'yanked_attr')
 
-    def __init__(self, filename, version, info, yanked, metadata_sha256):
-        tags = _WHEEL_TAGS.match(filename)
+    def __init__(self, project, filename, version, info, yanked, metadata_sha256):
         self.filename = filename
         self.url = filename
+        self.sha256 = info['hash']
+        self.href = filename + '#sha256=' + self.sha256
+        self.site_url = '/simple/' + project + '/' + filename
         self.version = version
-        self.sha256 = info.get('hash') or ''
-        self.size = info.get('size')
+        self.size = info['size']
         self.size_text = human_size(self.size)
-        self.requires_python = info.get('requires_python') or None
-        self.abi = info.get('abi_tag') or (tags.group('abi') if tags else '')
-        self.platform = info.get('platform_tag') or (tags.group('platform') if tags else '')
-        self.apt_dependencies = sorted(info.get('apt_dependencies') or ())
+        self.requires_python = info['requires_python'] or None
+        self.abi = info['abi_file']
+        self.platform = info['platform']
+        self.builder_abi = info['abi_tag']
+        self.apt_dependencies = sorted(info['apt_dependencies'])
+        self.apt_command = (
+            'sudo apt install ' + ' '.join(self.apt_dependencies)
+            if self.apt_dependencies else None)
         self.metadata_sha256 = metadata_sha256
         self.metadata_attr = 'sha256=' + metadata_sha256 if metadata_sha256 else None
-        self.uploaded = info.get('uploaded')
+        self.uploaded = info['uploaded']
         self.yanked = yanked
         # PEP 592: data-yanked holds the reason, and may be empty
         self.yanked_attr = None if yanked is False else ('' if yanked is True else yanked)
@@ -136,57 +144,56 @@ class ReleaseView:
     __slots__ = ('version', 'released', 'released_text', 'yanked',
                  'yanked_reason', 'skip', 'prerelease', 'builds', 'files')
 
-    def __init__(self, version, release, abis, metadata):
+    def __init__(self, project, version, release, abis, metadata):
         self.version = version
-        self.released = release.get('released')
-        self.released_text = (
-            self.released.strftime('%Y-%m-%d') if self.released else '–')
-        yanked = release.get('yanked') or False
-        self.yanked = yanked if isinstance(yanked, str) else bool(yanked)
-        self.yanked_reason = yanked if isinstance(yanked, str) else 'yanked'
-        self.skip = release.get('skip') or ''
+        self.released = release['released']
+        self.released_text = _utc(self.released).isoformat()[:10]
+        # PEP 592: True, or the reason when PyPI gave one
+        self.yanked = (release['yank_reason'] or True) if release['yanked'] else False
+        self.yanked_reason = release['yank_reason'] or 'yanked on PyPI'
+        self.skip = release['skip']
         self.prerelease = bool(_PRERELEASE.search(version.lower()))
-        builds = release.get('abis') or {}
+        builds = release['abis']
         self.builds = [
-            BuildView(abi, builds[abi]) if abi in builds else None
+            BuildView(abi, builds[abi]) if abi in builds else NO_BUILD
             for abi in abis
         ]
         self.files = [
-            FileView(filename, version, info, self.yanked, metadata.get(filename))
-            for filename, info in sorted((release.get('files') or {}).items())
+            FileView(project, filename, version, info, self.yanked, metadata.get(filename))
+            for filename, info in sorted(release['files'].items())
         ]
 
 
 class ProjectView:
     """Everything the pages of one project show, built from the dictionary
-    :meth:`Database.get_project_data` returns.
+    :meth:`Database.get_project_data() <piwheels.master.db.Database.get_project_data>`
+    returns (its releases newest first).
 
-    :param str package: the project's name
-    :param dict data: the project's data (``name``, ``description``,
-        ``releases``: version -> ``abis``, ``files``, ``released``,
-        ``yanked``, ``skip``)
+    :param dict data: the project's data
     :param dict metadata: maps wheel file names to the SHA256 of their
         ``.metadata`` file (files without one get no PEP 658 attributes)
     :param set exclude: versions to leave out (being deleted)
     """
 
-    def __init__(self, package, data, metadata=None, exclude=()):
+    def __init__(self, data, metadata=None, exclude=()):
         metadata = metadata or {}
-        self.name = canonicalize(package)
-        self.display_name = data.get('name') or package
-        self.description = data.get('description') or ''
-        releases = {
-            version: release
-            for version, release in (data.get('releases') or {}).items()
+        self.name = canonicalize(data['package'])
+        self.display_name = data['name']
+        self.description = data['description']
+        self.skip = data['skip']
+        self.aliases = data['aliases']
+        self.downloads_recent = data['downloads_recent']
+        self.downloads_all = data['downloads_all']
+        releases = [
+            (version, release) for version, release in data['releases'].items()
             if version not in exclude
-        }
-        self.abis = sorted({
-            abi for release in releases.values() for abi in (release.get('abis') or ())
-        })
-        self.releases = sorted(
-            (ReleaseView(version, release, self.abis, metadata)
-             for version, release in releases.items()),
-            key=_release_order, reverse=True)
+        ]
+        self.abis = sorted(
+            {abi for _, release in releases for abi in release['abis']}, key=abi_key)
+        self.releases = [
+            ReleaseView(self.name, version, release, self.abis, metadata)
+            for version, release in releases
+        ]
         self.files = [file for release in self.releases for file in release.files]
         latest = [
             release for release in self.releases
@@ -195,11 +202,13 @@ class ProjectView:
         self.latest = latest[0] if latest else None
 
 
-def _release_order(release):
-    released = release.released
-    if released is not None and released.tzinfo is not None:
-        released = released.astimezone(timezone.utc).replace(tzinfo=None)
-    return (released or datetime.min, version_key(release.version))
+def abi_key(abi):
+    """A sort key putting ABI tags in Python version order (cp39 before
+    cp311)."""
+    match = re.match(r'^[a-z]+(\d)(\d*)', abi)
+    if match:
+        return (int(match.group(1)), int(match.group(2) or 0), abi)
+    return (0, 0, abi)
 
 
 def _dump_json(obj):
@@ -259,7 +268,11 @@ class PageRenderer:
             'meta': {'api-version': API_VERSION},
             'name': project.name,
             'files': files,
-            'versions': sorted({file.version for file in project.files}, key=version_key),
+            # the versions offered, oldest first
+            'versions': [
+                release.version for release in reversed(project.releases)
+                if release.files
+            ],
         }
         return html, _dump_json(data)
 
@@ -296,6 +309,8 @@ class PageRenderer:
                             'size': file.size,
                             'abi_tag': file.abi,
                             'platform_tag': file.platform,
+                            'builder_abi': file.builder_abi,
+                            'uploaded': iso8601(file.uploaded),
                             'requires_python': file.requires_python,
                             'apt_dependencies': file.apt_dependencies,
                         }

@@ -1,0 +1,151 @@
+"""Benchmark: how fast TheScribe rewrites the whole web site.
+
+Starts a private PostgreSQL cluster, creates the piwheels database with
+piw-initdb, fills it with a synthetic farm (by default 20,000 packages of 1
+to 8 versions each, built for two ABIs, a fifth of the builds failed, every
+tenth package with another spelling of its name, a third of the wheels with
+apt dependencies), puts a ``.metadata`` file beside every wheel as the
+output has once the wheels landed, and then times a full rewrite (what
+``piw-rebuild index`` asks for): every package's simple index (HTML and
+JSON), project page and project JSON, in the scribe's own batches.
+
+It prints the rate of the first rewrite into an empty output directory and
+of a second one over the unchanged output (which compares and skips).
+
+Run: ``.venv/bin/python bench/web_rewrite.py [--packages N] [--keep DIR]``
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from types import SimpleNamespace
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from piwheels import initdb  # noqa: E402
+from piwheels.master.the_scribe import TheScribe  # noqa: E402
+from piwheels.pgcluster import PrivateCluster  # noqa: E402
+
+USER = 'piwheels'
+PASSWORD = 'piwheels'
+ABIS = ('cp311', 'cp313')
+
+POPULATE = """
+INSERT INTO packages (package, description, downloads_recent, downloads_all)
+SELECT 'package' || i, 'Synthetic package number ' || i || ' <for> "benchmarks"',
+       (i * 7919) % 1000, (i * 104729) % 100000
+FROM generate_series(1, {n}) AS i;
+
+INSERT INTO package_names (package, name, seen)
+SELECT 'package' || i, 'Package_' || i, CURRENT_TIMESTAMP
+FROM generate_series(10, {n}, 10) AS i;
+
+INSERT INTO versions (package, version, released, requires_python)
+SELECT 'package' || i, '1.' || v, CURRENT_TIMESTAMP - (v || ' days')::INTERVAL, '>=3.9'
+FROM generate_series(1, {n}) AS i, generate_series(0, i % 8) AS v;
+
+INSERT INTO builds (package, version, abi_tag, built_by, duration, status, failure, attempt)
+SELECT v.package, v.version, a.abi, 1, INTERVAL '93 seconds',
+       (hashtext(v.package || v.version || a.abi) % 5) <> 0,
+       CASE WHEN (hashtext(v.package || v.version || a.abi) % 5) <> 0 THEN NULL ELSE 'error' END,
+       1
+FROM versions v CROSS JOIN (VALUES {abis}) AS a(abi);
+
+INSERT INTO files (filename, build_id, filesize, filehash, package_tag,
+                   package_version_tag, py_version_tag, abi_tag, platform_tag,
+                   requires_python)
+SELECT b.package || '-' || b.version || '-' || b.abi_tag || '-' || b.abi_tag || '-linux_armv7l.whl',
+       b.build_id, 100000 + b.build_id % 50000, md5(b.package || b.version) || md5(b.abi_tag || b.version),
+       b.package, b.version, b.abi_tag, b.abi_tag, 'linux_armv7l', '>=3.9'
+FROM builds b WHERE b.status;
+
+INSERT INTO dependencies (filename, tool, dependency)
+SELECT f.filename, 'apt', d.dependency
+FROM files f CROSS JOIN (VALUES ('libc6'), ('libssl3')) AS d(dependency)
+WHERE f.build_id % 3 = 0;
+"""
+
+
+def setup_database(cluster, packages):
+    """Create the benchmark's database with *packages* synthetic packages;
+    return the ordinary user's DSN."""
+    cluster.psql("CREATE ROLE {} LOGIN PASSWORD '{}'".format(USER, PASSWORD))
+    cluster.psql('CREATE DATABASE piwbench')
+    super_dsn = cluster.dsn(database='piwbench')
+    args = ['--dsn', super_dsn, '--user', USER, '--yes', '-q']
+    for abi in ABIS:
+        args += ['--add-abi', abi]
+    if initdb.main(args) != 0:
+        raise RuntimeError('piw-initdb failed')
+    cluster.psql(POPULATE.format(
+        n=packages, abis=', '.join("('{}')".format(abi) for abi in ABIS)),
+        database='piwbench')
+    cluster.psql('ANALYZE', database='piwbench')
+    return cluster.dsn(user=USER, password=PASSWORD, database='piwbench')
+
+
+def place_metadata(scribe):
+    """Put a ``.metadata`` file beside every wheel of the database, as the
+    output holds once the wheels have landed; return how many."""
+    count = 0
+    for package in scribe.db.get_all_packages():
+        for filename in scribe.db.get_package_files(package):
+            path = scribe.output.wheel_path(package, filename) + '.metadata'
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'wb') as f:
+                f.write('Metadata-Version: 2.1\nName: {}\n'.format(package).encode('ascii'))
+            count += 1
+    return count
+
+
+def full_rewrite(scribe):
+    """Run a full rewrite to its end; return the seconds it took."""
+    scribe.start_rewrite(both=True)
+    start = time.perf_counter()
+    while scribe.rewrite:
+        scribe.continue_rewrite()
+    return time.perf_counter() - start
+
+
+def main(args=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--packages', type=int, default=20000,
+                        help='synthetic packages in the database (default: 20000)')
+    parser.add_argument('--keep', metavar='DIR',
+                        help='work in DIR and leave it behind (default: a '
+                        'temporary directory, removed)')
+    config = parser.parse_args(args)
+    work = config.keep or tempfile.mkdtemp(prefix='piwbench-')
+    os.makedirs(work, exist_ok=True)
+    cluster = PrivateCluster(os.path.join(work, 'cluster')).start()
+    try:
+        started = time.perf_counter()
+        dsn = setup_database(cluster, config.packages)
+        print('database of {:,} packages made in {:.1f}s'.format(
+            config.packages, time.perf_counter() - started))
+        output = os.path.join(work, 'www')
+        scribe = TheScribe(SimpleNamespace(
+            dsn=dsn, output_path=output, dev_mode=False, site_url='https://example.org'))
+        try:
+            scribe.once()
+            print('{:,} .metadata files placed beside the wheels'.format(place_metadata(scribe)))
+            packages = len(scribe.packages)
+            for label in ('into an empty output', 'over the unchanged output'):
+                seconds = full_rewrite(scribe)
+                print('full rewrite {}: {:,} packages in {:.2f}s = {:,.0f} packages/s'.format(
+                    label, packages, seconds, packages / seconds))
+        finally:
+            scribe.close()
+    finally:
+        cluster.stop()
+        if not config.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

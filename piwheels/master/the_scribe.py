@@ -1,0 +1,522 @@
+"""TheScribe: writes the web output, the index pip installs from and the
+site people read.
+
+Every page is rendered by :class:`~piwheels.master.pages.PageRenderer` and
+placed with a :class:`~piwheels.master.output.FileBatch`, so that a page is
+only replaced when its content changed and is never seen half-written.
+"""
+
+import gzip
+import hashlib
+import json
+import os
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+from .. import protocols, transport
+from ..exc import PiwheelsError, ProtocolError
+from ..tasks import PauseableTask
+from .db import Database
+from .output import (
+    OutputError, WebOutput, canonicalize, check_filename, extract_metadata,
+    read_file, wheel_version, wheel_version_tag)
+from .pages import PageRenderer, ProjectView
+
+#: the address TheScribe binds; TheSecretary connects to it
+SCRIBE_QUEUE = 'inproc://scribe'
+
+#: where the static assets (CSS, JS, icon) are copied from
+STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
+
+#: the file that records the progress of a full rewrite (hidden, so that
+#: the web server doesn't serve it)
+REWRITE_STATE = '.rewrite-progress'
+
+#: packages written per database query and file batch
+BATCH_SIZE = 250
+
+#: how long a full rewrite waits after an error (e.g. the database is
+#: down) before it carries on
+REWRITE_RETRY = timedelta(seconds=30)
+
+#: the most URLs in one sitemap file (the sitemap protocol's limit)
+SITEMAP_SIZE = 50000
+
+
+def _utcnow():
+    return datetime.now(timezone.utc)
+
+
+def _age(timestamp, now):
+    if timestamp is None:
+        return None
+    if timestamp.tzinfo is None:
+        timestamp = timestamp.replace(tzinfo=timezone.utc)
+    return max(0, int((now - timestamp).total_seconds()))
+
+
+class TheScribe(PauseableTask):
+    """Writes the web output in :attr:`config.output_path`.
+
+    Queues:
+
+    * ``scribe_queue``: PULL, binds :data:`SCRIBE_QUEUE`, speaks
+      :data:`piwheels.protocols.the_scribe`; TheSecretary sends the pages
+      to write (HOME, SEARCH, PROJECT, BOTH, LOG, DELPKG, DELVER).
+
+    It reads the pages' data through a database connection of its own
+    (read-only queries): a full rewrite fetches the data of hundreds of
+    packages per query, which would otherwise keep the oracles from
+    everybody else.
+
+    Requests that queue up while the scribe is busy are taken together: the
+    data of all their packages is fetched in one query and their files are
+    written as one :class:`~piwheels.master.output.FileBatch`. A full
+    rewrite (PROJECT or BOTH for every package) proceeds in batches of
+    :data:`BATCH_SIZE` packages between other requests, records its
+    progress in the output directory after each batch, and resumes from
+    there when the master restarts.
+
+    :param config: the master's configuration: ``dsn``, ``output_path``,
+        ``dev_mode`` and ``site_url`` (used in the sitemap)
+    """
+    name = 'master.the_scribe'
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.output = WebOutput(config.output_path)
+        self.renderer = PageRenderer(config.site_url)
+        self.db = None
+        #: normalised names of the packages in the root index
+        self.packages = set()
+        self.root_stale = False
+        #: the full rewrite under way: None or {'both': bool, 'after': name}
+        self.rewrite = None
+        self._rewrite_queue = []
+        self._prefetched = None
+        self._rewrite_resume = 0.0
+        self.prefetcher = Prefetcher(config.dsn)
+        scribe_queue = self.socket(transport.PULL, protocol=protocols.the_scribe)
+        scribe_queue.hwm = 100
+        scribe_queue.bind(SCRIBE_QUEUE)
+        self.register(scribe_queue, self.handle_index)
+        interval = timedelta(seconds=5 if config.dev_mode else 60)
+        self.every(interval, self.write_root_index)
+
+    def once(self):
+        self.db = Database(self.config.dsn)
+        self.setup_output_path()
+        self.packages = {
+            canonicalize(package) for package in self.db.get_all_packages()
+        }
+        self.root_stale = True
+        self.write_root_index()
+        self.load_rewrite()
+
+    def close(self):
+        super().close()
+        self.prefetcher.close()
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+    def _rewriting(self):
+        return self.rewrite is not None and time.monotonic() >= self._rewrite_resume
+
+    def poll(self, timeout=1):
+        # while a full rewrite is under way, don't wait for messages between
+        # its batches
+        super().poll(0 if self._rewriting() and not self.paused else timeout)
+
+    def loop(self):
+        if self._rewriting():
+            try:
+                self.continue_rewrite()
+            except (PiwheelsError, OSError) as exc:
+                self.handler_errors += 1
+                self.logger.error('%s: full rewrite interrupted, retrying in %ds: %s',
+                                  self.name, REWRITE_RETRY.total_seconds(), exc)
+                self._rewrite_queue = []
+                self._prefetched = None
+                self._rewrite_resume = time.monotonic() + REWRITE_RETRY.total_seconds()
+
+    def handle_index(self, queue):
+        """Handle the requests waiting on *queue* (at most
+        :data:`BATCH_SIZE`): the pages of PROJECT and BOTH requests are
+        written together, every other request in its turn. A request that
+        fails is logged and the others carry on."""
+        pending = OrderedDict()
+        for _ in range(BATCH_SIZE):
+            try:
+                msg, data = queue.recv_msg()
+            except ProtocolError as exc:
+                self.protocol_errors += 1
+                self.logger.error('%s: invalid message ignored: %s', self.name, exc)
+            else:
+                if msg in ('PROJECT', 'BOTH') and data is not None:
+                    pending[data] = pending.get(data, False) or msg == 'BOTH'
+                else:
+                    self._carry_out(self.write_packages, pending)
+                    pending = OrderedDict()
+                    self._carry_out(self._handle_other, msg, data)
+            if not queue.poll(0):
+                break
+        self._carry_out(self.write_packages, pending)
+
+    def _carry_out(self, method, *args):
+        try:
+            method(*args)
+        except (PiwheelsError, OSError) as exc:
+            self.handler_errors += 1
+            self.logger.error('%s: %s failed: %s', self.name, method.__name__, exc)
+
+    def _handle_other(self, msg, data):
+        if msg in ('PROJECT', 'BOTH'):
+            self.start_rewrite(both=msg == 'BOTH')
+        elif msg == 'HOME':
+            self.write_homepage(data)
+        elif msg == 'SEARCH':
+            self.write_search_index(data)
+        elif msg == 'LOG':
+            self.write_log(data.build_id, data.output)
+        elif msg == 'DELPKG':
+            self.delete_package(data)
+        elif msg == 'DELVER':
+            self.delete_version(data.package, data.version)
+
+    def setup_output_path(self):
+        """Make the output directory's skeleton and copy the static
+        resources, the FAQ and the 404 page into it."""
+        for area in ('simple', 'project', 'logs', 'static'):
+            self.output.make_dir(self.output.path(area))
+        with self.output.batch() as batch:
+            for name in sorted(os.listdir(STATIC)):
+                with open(os.path.join(STATIC, name), 'rb') as f:
+                    batch.write(self.output.path('static', name), f.read())
+            batch.write(self.output.path('faq.html'), self.renderer.faq())
+            batch.write(self.output.path('404.html'), self.renderer.not_found())
+
+    def write_homepage(self, statistics):
+        """Write the home page and ``status.json`` from BigBrother's
+        *statistics* (a :class:`~piwheels.protocols.MasterStats`)."""
+        stats = statistics
+        builds_hour = sum(stats.builds_last_hour.values())
+        shown = [
+            ('packages with wheels', '{:,}'.format(stats.packages_built)),
+            ('wheels', '{:,}'.format(stats.files_count)),
+            ('builds in the last hour', '{:,}'.format(builds_hour)),
+            ('new versions in the last hour', '{:,}'.format(stats.new_last_hour)),
+            ('downloads in the last 30 days', '{:,}'.format(stats.downloads_last_month)),
+            ('downloads ever', '{:,}'.format(stats.downloads_all)),
+            ('time spent building', _duration(stats.builds_time)),
+            ('size of all wheels', _gigabytes(stats.builds_size)),
+        ]
+        pending = sorted(stats.builds_pending.items())
+        with self.output.batch() as batch:
+            batch.write(self.output.path('index.html'),
+                        self.renderer.home(shown, pending, stats.timestamp))
+            batch.write(self.output.path('status.json'),
+                        self.renderer.status(self.status(stats)))
+
+    def status(self, stats):
+        """The content of ``status.json`` for monitoring systems, from
+        BigBrother's *stats*."""
+        now = _utcnow()
+        return {
+            'updated': stats.timestamp.astimezone(timezone.utc).isoformat(),
+            'build_queue': dict(stats.builds_pending),
+            'builds_last_hour': dict(stats.builds_last_hour),
+            'slaves': dict(stats.slaves),
+            'last_pypi_event_age': _age(stats.last_pypi_event, now),
+            'last_build_age': _age(stats.last_build, now),
+            'disk_free': stats.disk_free,
+            'disk_size': stats.disk_size,
+        }
+
+    def write_search_index(self, search_index):
+        """Write ``packages.json`` from *search_index* (package ->
+        (downloads last 30 days, all downloads))."""
+        downloads = {}
+        for package, counts in search_index.items():
+            try:
+                downloads[canonicalize(package)] = counts
+            except OutputError as exc:
+                self.logger.warning('%s: search index: %s', self.name, exc)
+        with self.output.batch() as batch:
+            batch.write(self.output.path('packages.json'),
+                        self.renderer.search_index(downloads))
+
+    def write_log(self, build_id, log):
+        """Write the log of build *build_id*, gzip-compressed, to
+        ``logs/`` (the id split into three directory levels)."""
+        data = gzip.compress(log.encode('utf-8', 'replace'), mtime=0)
+        with self.output.batch() as batch:
+            batch.write(self.output.log_path(build_id), data)
+
+    def write_root_index(self):
+        """Write the root of the simple index (and the sitemap) if the set
+        of packages changed since it was last written."""
+        if not self.root_stale:
+            return
+        self.root_stale = False
+        html, data = self.renderer.simple_root(self.packages)
+        with self.output.batch() as batch:
+            batch.write(self.output.path('simple', 'index.html'), html)
+            batch.write(self.output.path('simple', 'index.json'), data)
+            self.write_sitemap(batch)
+
+    def write_sitemap(self, batch):
+        """Stage the sitemap (an index, ``sitemap.xml``, of sitemaps of at
+        most :data:`SITEMAP_SIZE` pages in ``sitemap/``) in *batch*."""
+        paths = ['/', '/faq.html'] + [
+            '/project/{}/'.format(package) for package in sorted(self.packages)]
+        sitemaps = []
+        for number, start in enumerate(range(0, len(paths), SITEMAP_SIZE)):
+            name = '{}.xml'.format(number)
+            batch.write(self.output.path('sitemap', name),
+                        self.renderer.sitemap(paths[start:start + SITEMAP_SIZE]))
+            sitemaps.append('/sitemap/' + name)
+        batch.write(self.output.path('sitemap.xml'),
+                    self.renderer.sitemap_index(sitemaps))
+
+    def write_packages(self, requests, data=None):
+        """Write the pages of several packages in one batch.
+
+        :param dict requests: package -> :data:`True` to write its simple
+            index as well as its project page and JSON
+        :param dict data: the packages' data if already fetched (see
+            :meth:`~piwheels.master.db.Database.get_project_data_many`)
+        """
+        if not requests:
+            return
+        if data is None:
+            data = self.db.get_project_data_many(requests)
+        with self.output.batch() as batch:
+            for package, both in requests.items():
+                try:
+                    project = data.get(package)
+                    if project is None:
+                        self.logger.warning('%s: no package %s to write',
+                                            self.name, package)
+                        continue
+                    self.stage_pages(batch, package, project, both=both)
+                except OutputError as exc:
+                    self.logger.error('%s: %s', self.name, exc)
+
+    def write_pages(self, package, *, both=False, exclude=None):
+        """(Re)write the project page and project JSON (and the simple index
+        if *both*) of *package*, leaving out the versions in *exclude*."""
+        data = self.db.get_project_data(package)
+        if data is None:
+            raise OutputError('no package {!r} to write'.format(package))
+        with self.output.batch() as batch:
+            self.stage_pages(batch, package, data, both=both, exclude=exclude)
+
+    def stage_pages(self, batch, package, data, *, both, exclude=None):
+        """Stage the pages of *package* from its *data* (as returned by
+        :meth:`Database.get_project_data`) in *batch*."""
+        canon = canonicalize(package)
+        if canon not in self.packages:
+            self.packages.add(canon)
+            self.root_stale = True
+        metadata = self.stage_metadata(batch, canon, data) if both else {}
+        project = ProjectView(data, metadata, exclude or ())
+        if both:
+            self.write_package_index(batch, project)
+        self.write_project_page(batch, project)
+        self.write_project_json(batch, project)
+        for alias in project.aliases:
+            for area in ('simple', 'project'):
+                self.output.link_alias(area, alias, canon)
+
+    def stage_metadata(self, batch, canon, data):
+        """Return file name -> SHA256 of its ``.metadata`` file for every
+        wheel of *data* that is in the output; a missing metadata file is
+        extracted from its wheel's METADATA and staged in *batch*."""
+        result = {}
+        directory = self.output.path('simple', canon)
+        for release in data['releases'].values():
+            for filename in release['files']:
+                try:
+                    wheel = os.path.join(directory, check_filename(filename))
+                except OutputError as exc:
+                    self.logger.error('%s: %s', self.name, exc)
+                    continue
+                metadata = read_file(wheel + '.metadata')
+                if metadata is None:
+                    metadata = extract_metadata(wheel)
+                    if metadata is None:
+                        continue
+                    batch.write(wheel + '.metadata', metadata)
+                result[filename] = hashlib.sha256(metadata).hexdigest()
+        return result
+
+    def write_package_index(self, batch, project):
+        """Stage the simple index of *project* (a
+        :class:`~piwheels.master.pages.ProjectView`), HTML and JSON."""
+        html, data = self.renderer.simple_package(project)
+        batch.write(self.output.path('simple', project.name, 'index.html'), html)
+        batch.write(self.output.path('simple', project.name, 'index.json'), data)
+
+    def write_project_page(self, batch, project):
+        """Stage the project page of *project*."""
+        batch.write(self.output.path('project', project.name, 'index.html'),
+                    self.renderer.project_page(project))
+
+    def write_project_json(self, batch, project):
+        """Stage the project JSON of *project*."""
+        batch.write(self.output.path('project', project.name, 'json', 'index.json'),
+                    self.renderer.project_json(project))
+
+    def delete_package(self, package):
+        """Remove the index and project directories of *package* (with its
+        wheels) and the links of its other names."""
+        canon = canonicalize(package)
+        for alias in self.db.get_package_aliases(package):
+            for area in ('simple', 'project'):
+                try:
+                    self.output.remove_alias(area, alias, canon)
+                except OutputError as exc:
+                    self.logger.error('%s: %s', self.name, exc)
+        self.output.remove(self.output.path('simple', canon))
+        self.output.remove(self.output.path('project', canon))
+        if canon in self.packages:
+            self.packages.discard(canon)
+            self.root_stale = True
+        self.logger.info('%s: removed package %s', self.name, canon)
+
+    def delete_version(self, package, version):
+        """Remove the wheels (and metadata files) of *version* of *package*
+        and rewrite its pages without that version."""
+        canon = canonicalize(package)
+        tag = wheel_version_tag(version)
+        for filename in self.output.wheel_files(canon):
+            if wheel_version(filename) == tag:
+                wheel = self.output.path('simple', canon, filename)
+                self.output.remove(wheel + '.metadata')
+                self.output.remove(wheel)
+        self.logger.info('%s: removed files of %s %s', self.name, canon, version)
+        if self.db.get_project_data(package) is not None:
+            self.write_pages(package, both=True, exclude={version})
+
+    # -- full rewrites -------------------------------------------------------
+
+    def start_rewrite(self, both):
+        """Start a rewrite of every package's pages (the simple index too if
+        *both*); a rewrite already under way starts over."""
+        self.rewrite = {'both': both, 'after': ''}
+        self._rewrite_queue = []
+        self._prefetched = None
+        self.save_rewrite()
+        self.logger.info('%s: rewriting the pages of every package', self.name)
+
+    def load_rewrite(self):
+        """Resume the full rewrite recorded in the output directory, if any."""
+        try:
+            with open(self.output.path(REWRITE_STATE), 'rb') as f:
+                state = json.loads(f.read().decode('utf-8'))
+            self.rewrite = {'both': bool(state['both']), 'after': str(state['after'])}
+        except FileNotFoundError:
+            return
+        except (ValueError, KeyError, TypeError) as exc:
+            self.logger.error('%s: ignoring unreadable %s: %s',
+                              self.name, REWRITE_STATE, exc)
+            self.output.remove(self.output.path(REWRITE_STATE))
+            return
+        self.logger.info('%s: resuming the full rewrite after %r',
+                         self.name, self.rewrite['after'])
+
+    def save_rewrite(self):
+        """Record the progress of the full rewrite (or its end)."""
+        path = self.output.path(REWRITE_STATE)
+        if self.rewrite is None:
+            self.output.remove(path)
+        else:
+            with self.output.batch() as batch:
+                batch.write(path, json.dumps(self.rewrite).encode('utf-8'))
+
+    def continue_rewrite(self):
+        """Write the next batch of the full rewrite and record progress.
+
+        While a batch is rendered and written, the data of the next one is
+        fetched by :attr:`prefetcher`, so the database's work and ours
+        overlap."""
+        batch = self._next_rewrite_batch()
+        if not batch:
+            self.logger.info('%s: full rewrite finished', self.name)
+            self.rewrite = None
+            self.save_rewrite()
+            return
+        del self._rewrite_queue[-len(batch):]
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and prefetched[0] == batch:
+            data = prefetched[1].result()
+        else:
+            data = self.db.get_project_data_many(batch)
+        following = self._rewrite_queue[-1:-BATCH_SIZE - 1:-1]
+        if following:
+            self._prefetched = (following, self.prefetcher.fetch(following))
+        both = self.rewrite['both']
+        self.write_packages(OrderedDict((package, both) for package in batch), data)
+        self.rewrite['after'] = batch[-1]
+        self.save_rewrite()
+
+    def _next_rewrite_batch(self):
+        if not self._rewrite_queue:
+            # packages added while the rewrite went on come after the last
+            # one written, so they are caught by this query too
+            self._rewrite_queue = sorted(
+                (package for package in self.db.get_all_packages()
+                 if package > self.rewrite['after']), reverse=True)
+        return self._rewrite_queue[-1:-BATCH_SIZE - 1:-1]
+
+
+class Prefetcher:
+    """Fetches project data in a background thread with a database
+    connection of its own, used by no other thread.
+
+    :param str dsn: the database to connect to
+    """
+
+    def __init__(self, dsn):
+        self.dsn = dsn
+        self._db = None
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix='scribe-prefetch')
+
+    def fetch(self, packages):
+        """Return a :class:`~concurrent.futures.Future` of the
+        :meth:`~piwheels.master.db.Database.get_project_data_many` of
+        *packages*."""
+        return self._executor.submit(self._fetch, packages)
+
+    def _fetch(self, packages):
+        if self._db is None:
+            self._db = Database(self.dsn)
+        return self._db.get_project_data_many(packages)
+
+    def close(self):
+        """Wait for the fetch under way and close the connection."""
+        self._executor.submit(self._close)
+        self._executor.shutdown(wait=True)
+
+    def _close(self):
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _duration(delta):
+    if not isinstance(delta, timedelta):
+        delta = timedelta(seconds=delta)
+    days = delta.days
+    hours = delta.seconds // 3600
+    if days:
+        return '{:,}d {}h'.format(days, hours)
+    return '{}h {}m'.format(hours, delta.seconds // 60 % 60)
+
+
+def _gigabytes(size):
+    return '{:,.1f} GB'.format(size / 2 ** 30)
