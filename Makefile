@@ -19,7 +19,7 @@ DEPLOY_ENV := PATH=$(CURDIR)/$(DEPLOY_BIN):$$PATH \
 	PIWHEELS_WHEELHOUSE=$(CURDIR)/$(DEPLOY_VENV)/wheelhouse
 
 .PHONY: all develop sysdeps test test-venv test-debian run doc deb clean test-deploy \
-	test-molecule lint-ansible
+	test-debs test-molecule lint-ansible
 
 all: develop
 
@@ -82,7 +82,15 @@ test-molecule: $(DEPLOY_VENV)/.installed deb
 	mkdir -p $(foreach host,master slave1 slave2,build/deploy-cache/molecule/piwheels-$(host)/partial)
 	$(DEPLOY_ENV) molecule test
 
-test-deploy: test-molecule
+# The .debs in dist/ installed into a fresh bookworm systemd container
+# (tests/deploy): commands on Debian's libraries, units, the master on
+# PostgreSQL, the slave proving itself and its reboot guard, purge.
+test-debs: develop deb
+	@scripts/install-deps scripts/deploy-apt-packages
+	CONTAINERS_CONF=$(CURDIR)/scripts/containers.conf PIWHEELS_DEPLOY_TESTS=1 \
+		PIWHEELS_PREBUILT_DEBS=1 $(VBIN)/python -m pytest $(PYTEST_ARGS) tests/deploy
+
+test-deploy: test-debs test-molecule
 
 clean:
 	rm -rf build dist *.egg-info docs/_build .pytest_cache
