@@ -202,6 +202,9 @@ class Farm:
 def port_is_free(port):
     """Return True if nothing listens on 127.0.0.1:*port*."""
     with socket.socket() as sock:
+        # as the servers do: connections of a previous run lingering in
+        # TIME_WAIT do not make the port busy
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(('127.0.0.1', port))
         except OSError:
