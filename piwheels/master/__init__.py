@@ -189,10 +189,6 @@ class PiWheelsMaster(Command):
             default=size('2G'),
             help='the largest wheel accepted from a slave')
         parser.add_argument(
-            '--build-retries', metavar='N', type=int, default=3,
-            help='how many times a build that failed for a transient reason '
-            '(timeout, out of memory, full disk, network) is tried again')
-        parser.add_argument(
             '--transfer-retries', metavar='N', type=int, default=3,
             help='how many times a file that fails to verify is fetched '
             'again before its build counts as failed')
@@ -203,8 +199,8 @@ class PiWheelsMaster(Command):
         if config.slave_timeout is None:
             config.slave_timeout = timedelta(
                 seconds=30 if config.dev_mode else 300)
-        if config.build_retries < 0 or config.transfer_retries < 0:
-            raise ConfigError('retry counts must not be negative')
+        if config.transfer_retries < 0:
+            raise ConfigError('--transfer-retries must not be negative')
         if config.pypi_interval is None:
             config.pypi_interval = timedelta(
                 minutes=10 if config.pypi_projects else 1)
