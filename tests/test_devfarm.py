@@ -53,9 +53,15 @@ class FarmProcess:
             self.output.close()
 
     def kill(self):
+        """Stop the farm after a failure: Ctrl+C so it stops what it
+        started, SIGKILL if that does not work."""
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def serves(url):
