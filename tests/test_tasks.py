@@ -11,7 +11,7 @@ from piwheels.exc import TransportError
 from piwheels.protocols import NoData, Protocol
 from piwheels.tasks import (
     NonStopTask, PauseableTask, PausingTask, Task, TaskControl, TaskQuit)
-from tests.fixtures.zmq import inproc_address, poll_until
+from tests.fixtures.zmq import RECV_TIMEOUT, inproc_address, poll_until
 
 ECHO = Protocol(name='echo', recv={
     'PING': int,        # answered with PONG and the number plus one
@@ -119,7 +119,7 @@ def make_task(config, address):
     for task in tasks:
         if task.is_alive():
             task.quit()
-            task.join(5)
+            task.join(RECV_TIMEOUT)
         task.close()
 
 
@@ -167,7 +167,7 @@ def test_task_every_needs_timedelta(make_task):
 def test_task_handler_answers_message(make_task, client):
     task = make_task(PauseableEcho)
     client.send('PING', 41)
-    task.poll(5)
+    task.poll(RECV_TIMEOUT)
     assert client.recv() == ('PONG', 42)
 
 
@@ -183,7 +183,7 @@ def test_task_quit_raises_task_quit(make_task):
     task = make_task(PauseableEcho)
     task.quit()
     with pytest.raises(TaskQuit):
-        task.poll(5)
+        task.poll(RECV_TIMEOUT)
 
 
 def test_task_custom_control_message(make_task):
@@ -205,7 +205,7 @@ def test_pauseable_task_leaves_queues_while_paused(make_task, client):
     task.pause()
     poll_until(task, lambda: task.paused)
     client.send('PING', 1)
-    assert task.echo_queue.poll(5)
+    assert task.echo_queue.poll(RECV_TIMEOUT)
     task.force(task.tick)
     task.poll(0.1)
     # the message is still queued and the periodic job did not run
@@ -213,7 +213,7 @@ def test_pauseable_task_leaves_queues_while_paused(make_task, client):
     assert task.ticks == 1
     task.resume()
     poll_until(task, lambda: not task.paused)
-    task.poll(5)
+    task.poll(RECV_TIMEOUT)
     assert client.recv() == ('PONG', 2)
 
 
@@ -240,10 +240,10 @@ def test_pauseable_task_quits_while_paused(make_task):
 def test_non_stop_task_ignores_pause(make_task, client):
     task = make_task(NonStopEcho)
     task.pause()
-    task.poll(5)
+    task.poll(RECV_TIMEOUT)
     assert not task.paused
     client.send('PING', 1)
-    task.poll(5)
+    task.poll(RECV_TIMEOUT)
     assert client.recv() == ('PONG', 2)
 
 
@@ -252,14 +252,14 @@ def test_pausing_task_drains_queues_while_paused(make_task, client):
     task.pause()
     poll_until(task, lambda: task.paused)
     client.send('PING', 1)
-    assert task.echo_queue.poll(5)
-    task.poll(5)
+    assert task.echo_queue.poll(RECV_TIMEOUT)
+    task.poll(RECV_TIMEOUT)
     # the default handle_paused discarded the message: no reply later either
     assert not task.echo_queue.poll(0)
     task.resume()
     poll_until(task, lambda: not task.paused)
     client.send('PING', 2)
-    task.poll(5)
+    task.poll(RECV_TIMEOUT)
     assert client.recv() == ('PONG', 3)
 
 
@@ -269,7 +269,7 @@ def test_pausing_task_answers_while_paused(make_task, client):
     task.pause()
     poll_until(task, lambda: task.paused)
     client.send('PING', 1)
-    task.poll(5)
+    task.poll(RECV_TIMEOUT)
     assert client.recv() == ('PAUSED', NoData)
     assert task.ticks == 1
 
@@ -280,7 +280,7 @@ def test_task_piwheels_error_is_logged_and_task_goes_on(
     client.send('REFUSE')
     client.send('PING', 1)
     poll_until(task, lambda: task.handler_errors == 1)
-    task.poll(5)
+    task.poll(RECV_TIMEOUT)
     assert client.recv() == ('PONG', 2)
     assert ('NonStopEcho: handle_echo failed: the other end went away'
             in caplog.messages)
@@ -307,7 +307,7 @@ def test_running_task_survives_bad_messages(make_task, client, caplog):
     assert 'PING: expected int, got str' in errors[2]
     assert 'nested deeper than' in errors[3]
     task.quit()
-    task.join(5)
+    task.join(RECV_TIMEOUT)
     assert not task.is_alive()
     assert task.failure is None
     assert 'NonStopEcho: stopped' in caplog.messages
@@ -317,7 +317,7 @@ def test_running_task_stops_on_a_bug(make_task, client, caplog):
     task = make_task(NonStopEcho)
     task.start()
     client.send('CRASH')
-    task.join(5)
+    task.join(RECV_TIMEOUT)
     assert not task.is_alive()
     assert isinstance(task.failure, RuntimeError)
     record, = [record for record in caplog.records
@@ -333,7 +333,7 @@ def test_quit_a_stopped_task_is_harmless(make_task):
     task = make_task(PauseableEcho)
     task.start()
     task.quit()
-    task.join(5)
+    task.join(RECV_TIMEOUT)
     assert not task.is_alive()
     task.quit()
     task.pause()
