@@ -183,7 +183,7 @@ class MrChase(NonStopTask):
                     '{} is {} bytes, more than the {}-byte limit'.format(
                         file.filename, file.filesize, self.max_file_size))
         build = BuildState.from_message(record._replace(
-            slave_id=0, abi_tag=abi, failure=''))
+            slave_id=0, package=canon, abi_tag=abi, failure=''))
         state = Import(record.slave_id, canon, build)
         self.imports[address] = state
         self.logger.info('MrChase: importing %s %s for %s (%d files)',
