@@ -111,26 +111,34 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+#: where the farm reads projects from: PyPI's JSON API
+PYPI_JSON = 'https://pypi.org/pypi'
+
+#: the real PyPI projects the farm follows: small ones without a
+#: pure-Python wheel on PyPI (those are never built), two pure Python
+#: (docopt, sgmllib3k) and one with a C extension (markupsafe)
+DEFAULT_PROJECTS = ['docopt', 'sgmllib3k', 'markupsafe']
+
+
 def pypi_source_arguments(farm):
     """Return the extra ``piw-master`` arguments saying what the farm
-    follows on PyPI.
-
-    This is the hook for the PyPI-following part of the farm (a source
-    reading PyPI's JSON API for a small default list of real projects). Until
-    that exists the master runs with its own defaults, and the farm builds
-    what is added to its database (``piw-add``, ``piw-import``).
+    follows on PyPI: the projects of :data:`DEFAULT_PROJECTS`, read through
+    PyPI's JSON API (GET requests only) every minute, rather than the whole
+    of PyPI through its XML-RPC changelog.
 
     :param Farm farm: the farm being started (its paths and ports).
     """
-    return []
+    return (['--pypi-json', farm.pypi_json, '--pypi-interval', '1m',
+             '--pypi-projects'] + DEFAULT_PROJECTS)
 
 
 class Farm:
     """The state of a development farm under *var*: its paths, and the ports
     it chose (kept in ``var/ports.json`` so a second run reuses them)."""
 
-    def __init__(self, var):
+    def __init__(self, var, pypi_json=PYPI_JSON):
         self.var = os.path.abspath(var)
+        self.pypi_json = pypi_json
         self.output = os.path.join(self.var, 'output')
         self.builds = os.path.join(self.var, 'builds')
         self.sockets = os.path.join(self.var, 'sockets')
@@ -242,8 +250,11 @@ def main(args=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--var', default='var',
                         help="directory for the farm's state (default: var)")
+    parser.add_argument('--pypi-json', metavar='URL', default=PYPI_JSON,
+                        help="PyPI's JSON API, where the farm reads its "
+                        'projects (default: %(default)s)')
     config = parser.parse_args(args)
-    farm = Farm(config.var)
+    farm = Farm(config.var, config.pypi_json)
     # SIGTERM stops the farm the way Ctrl+C does
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     processes = []

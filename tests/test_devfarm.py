@@ -11,7 +11,9 @@ import urllib.request
 
 import pytest
 
-from piwheels.devfarm import Farm, missing_parts, native_abi, pypi_source_arguments
+from piwheels.devfarm import (
+    DEFAULT_PROJECTS, Farm, missing_parts, native_abi, pypi_source_arguments,
+)
 
 #: how long the farm may take to start or stop
 DEADLINE = 300
@@ -24,7 +26,10 @@ class FarmProcess:
     def __init__(self, var):
         self.output = open(str(var.parent / 'devfarm.out'), 'w+')
         self.process = subprocess.Popen(
-            [sys.executable, '-m', 'piwheels.devfarm', '--var', str(var)],
+            # PyPI's JSON API at an address nothing answers: the farm must
+            # not reach the internet in a test
+            [sys.executable, '-m', 'piwheels.devfarm', '--var', str(var),
+             '--pypi-json', 'http://127.0.0.1:9/pypi'],
             stdout=self.output, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL)
 
@@ -135,7 +140,9 @@ def test_devfarm_master_arguments_keep_queues_private(tmp_path):
         assert address.startswith('ipc://' + str(tmp_path))
     for option in ('--slave-queue', '--file-queue'):
         assert args[args.index(option) + 1].startswith('tcp://127.0.0.1:')
-    assert pypi_source_arguments(farm) == []
+    pypi = pypi_source_arguments(farm)
+    assert pypi[pypi.index('--pypi-json') + 1] == 'https://pypi.org/pypi'
+    assert pypi[pypi.index('--pypi-projects') + 1:] == DEFAULT_PROJECTS
     slave_args = farm.slave_arguments()
     assert slave_args[slave_args.index('--master-port') + 1] == \
         str(farm.ports['slave'])
