@@ -423,7 +423,9 @@ class FileJuggler(NonStopTask):
             verify.slave_id, verify.package, transfer.file.filename))
         os.rename(transfer.state.temp_path, path)
         transfer.state.rollback()
-        _fsync(path)
+        # not synced yet: a staged file is only published after the
+        # database recorded it (and synced then), and crash recovery checks
+        # its hash again
         self.staged[key] = path
         return protocols.NoData
 
@@ -460,6 +462,7 @@ class FileJuggler(NonStopTask):
         target = self.output.wheel_path(package, filename)
         self.output.make_dir(os.path.dirname(target))
         os.chmod(path, 0o644)
+        _fsync(path)
         os.rename(path, target)
         self.logger.info('FileJuggler: published %s', filename)
 

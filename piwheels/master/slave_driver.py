@@ -7,7 +7,9 @@ with CONT (or DONE to abandon the build), BUILT with SEND for each wheel
 (transferred to FileJuggler) or DONE, SENT with the next SEND or DONE, and
 any request with DIE once an operator killed the slave.
 
-No reply waits for the database: finished builds are recorded in batches
+No reply waits for another task: FileJuggler is asked asynchronously (the
+slave waiting on it is answered when it has answered), and finished builds
+are recorded in batches
 over an asynchronous queue (one LOGBUILDS in flight at a time; those that
 finish meanwhile make the next batch), and their wheels, verified and
 staged by FileJuggler, are published once the database has said whether
@@ -29,7 +31,6 @@ from ..exc import TransportError
 from ..protocols import NoData, PROTOCOL_VERSION
 from ..states import SlaveState, utcnow
 from ..tasks import PausingTask, TaskControl
-from .file_juggler import FsClient, TransferError, TransferRetry
 
 #: failures worth another attempt, preferably on another slave
 TRANSIENT_FAILURES = frozenset({'killed', 'disk', 'network'})
@@ -59,8 +60,10 @@ class SlaveDriver(PausingTask):
       (:data:`~piwheels.protocols.the_secretary`): pages and logs to write;
     * ``stats_queue``: PUSH, connects ``config.stats_queue``
       (:data:`~piwheels.protocols.big_brother`): queue sizes and slaves;
-    * an :class:`~piwheels.master.file_juggler.FsClient` (REQ) to
-      FileJuggler.
+    * ``fs_queue``: DEALER, connects ``config.fs_queue``
+      (:data:`~piwheels.protocols.file_juggler_fs`): requests to FileJuggler,
+      asynchronously (it answers in order; a slave waiting on one is
+      answered when its reply comes).
 
     While paused it still answers every slave (IDLE gets SLEEP).
     """
@@ -98,11 +101,17 @@ class SlaveDriver(PausingTask):
             transport.PUSH, protocol=protocols.big_brother.reversed())
         self.stats_queue.hwm = 10
         self.stats_queue.connect(config.stats_queue)
-        self.fs = FsClient(config, self.logger)
+        self.fs_queue = self.socket(
+            transport.DEALER, protocol=protocols.file_juggler_fs.reversed())
+        self.fs_queue.hwm = 100000
+        self.fs_queue.connect(config.fs_queue)
+        self.fs_pending = deque()  # what to do with each FileJuggler reply
         self.slaves = {}          # address -> SlaveState
         self.hellos = {}          # address -> the slave's SlaveHello
         self.queues = {}          # ABI -> deque of PackageVersion
-        self.active = {}          # (package, version) -> SlaveState
+        self.active = {}          # (package, version) -> SlaveState, or
+        # self.unrecorded while the finished build is being recorded
+        self.building = {}        # slave id -> its (package, version)
         self.unrecorded = []      # finished builds waiting for the database
         self.recording = None     # the batch the database is recording
         self.recorded = {}        # (package, version) -> when it was recorded
@@ -115,12 +124,9 @@ class SlaveDriver(PausingTask):
         self.register(self.builds_queue, self.handle_build)
         self.register(self.delete_queue, self.handle_delete)
         self.register(self.db_queue, self.handle_db_reply)
+        self.register(self.fs_queue, self.handle_fs_reply)
         self.every(timedelta(seconds=5), self.remove_expired)
         self.every(timedelta(seconds=10), self.send_stats)
-
-    def close(self):
-        self.fs.close()
-        super().close()
 
     # -- control ---------------------------------------------------------------
 
@@ -185,6 +191,7 @@ class SlaveDriver(PausingTask):
             self.builds_queue: self.handle_build,
             self.delete_queue: self.handle_delete,
             self.db_queue: self.handle_db_reply,
+            self.fs_queue: self.handle_fs_reply,
         }[queue]
         self._call(handler, queue)
 
@@ -357,6 +364,7 @@ class SlaveDriver(PausingTask):
         if job is None:
             return 'SLEEP', NoData
         self.active[tuple(job)] = slave
+        self.building[slave.slave_id] = tuple(job)
         self.logger.info('SlaveDriver: slave %d: build %s %s',
                          slave.slave_id, job.package, job.version)
         return 'BUILD', protocols.BuildRequest(job.package, job.version)
@@ -432,42 +440,86 @@ class SlaveDriver(PausingTask):
         build.files.clear()
 
     def send_next(self, slave):
-        """Ask for the build's next wheel (SEND), or finish (DONE)."""
+        """Ask for the build's next wheel (SEND, once FileJuggler expects
+        it), or finish (DONE). Returns the reply, or None when it will be
+        sent later."""
         build = slave.build
         filename = build.next_file
         if filename is None:
             self.finish(slave)
             return 'DONE', NoData
-        try:
-            self.fs.expect(slave.slave_id, build.files[filename])
-        except (TransferError, TransportError) as exc:
-            self.fail(build, 'error', 'transfer refused: {}'.format(exc))
-            self.finish(slave)
-            return 'DONE', NoData
-        return 'SEND', filename
+
+        def expected(msg, data):
+            if msg == 'ERROR':
+                self.fail(build, 'error', 'transfer refused: ' + data)
+                self.finish(slave)
+                self.reply(slave, 'DONE', NoData)
+            else:
+                self.reply(slave, 'SEND', filename)
+        self.fs_request('EXPECT', protocols.ExpectFile(
+            slave.slave_id, build.files[filename]), expected)
+        return None
 
     def do_sent(self, slave):
         """The slave sent the wheel asked for: have FileJuggler verify it,
-        then SEND the next, SEND it again, or finish."""
+        then SEND the next, SEND it again, or finish (replied later)."""
         build = slave.build
         if build is None or build.next_file is None:
             self.logger.error('SlaveDriver: slave %d sent SENT with nothing '
                               'to send; ignored', slave.slave_id)
             return 'DONE', NoData
         filename = build.next_file
+
+        def checked(msg, data):
+            if msg == 'RETRY':
+                self.logger.warning('SlaveDriver: %s', data)
+                self.reply(slave, 'SEND', filename)
+            elif msg == 'ERROR':
+                self.logger.error('SlaveDriver: slave %d: %s',
+                                  slave.slave_id, data)
+                self.fail(build, 'network', 'transfer of {} failed: {}'.format(
+                    filename, data))
+                self.finish(slave)
+                self.reply(slave, 'DONE', NoData)
+            else:
+                build.files[filename].verified()
+                reply = self.send_next(slave)
+                if reply is not None:
+                    self.reply(slave, *reply)
+        self.fs_request('CHECK', protocols.VerifyFile(
+            slave.slave_id, build.package), checked)
+        return None
+
+    def fs_request(self, msg, data, callback=None):
+        """Send a request to FileJuggler; *callback(reply, data)* is called
+        with its answer (None: only errors are logged)."""
+        self.fs_queue.send_msg(msg, data)
+        self.fs_pending.append((msg, callback))
+
+    def handle_fs_reply(self, queue):
+        """FileJuggler answered the oldest request: act on it."""
+        request, callback = self.fs_pending.popleft()
         try:
-            self.fs.check(slave.slave_id, build.package)
-        except TransferRetry as exc:
+            msg, data = queue.recv_msg()
+        except protocols.ProtocolError as exc:
+            msg, data = 'ERROR', str(exc)[:2000]
+        if callback is not None:
+            callback(msg, data)
+        elif msg == 'ERROR':
+            self.logger.error('SlaveDriver: %s failed: %s', request, data)
+
+    def reply(self, slave, action, data):
+        """Send a reply that had to wait (for FileJuggler) to *slave*, if it
+        is still there."""
+        if self.slaves.get(slave.address) is not slave:
+            return
+        try:
+            self.slave_queue.send_addr_msg(slave.address, action, data)
+        except TransportError as exc:
             self.logger.warning('SlaveDriver: %s', exc)
-            return 'SEND', filename
-        except (TransferError, TransportError) as exc:
-            self.logger.error('SlaveDriver: slave %d: %s', slave.slave_id, exc)
-            self.fail(build, 'network', 'transfer of {} failed: {}'.format(
-                filename, exc))
-            self.finish(slave)
-            return 'DONE', NoData
-        build.files[filename].verified()
-        return self.send_next(slave)
+            return
+        slave.sent(action, data)
+        self.status(slave, action, data)
 
     def do_bye(self, slave):
         """The slave is leaving: forget it (no reply)."""
@@ -498,9 +550,9 @@ class SlaveDriver(PausingTask):
     def release(self, slave):
         """Forget the version *slave* was building (if it didn't finish, it
         will come back in the queue)."""
-        for key, builder in list(self.active.items()):
-            if builder is slave:
-                del self.active[key]
+        key = self.building.pop(slave.slave_id, None)
+        if key is not None and self.active.get(key) is slave:
+            del self.active[key]
 
     def drop_build(self, slave):
         """Abandon *slave*'s build: its staged files and transfer are
@@ -515,10 +567,7 @@ class SlaveDriver(PausingTask):
                 if file.transferred:
                     self.discard(slave.slave_id, slave.build.package,
                                  file.filename)
-            try:
-                self.fs.abort(slave.slave_id)
-            except (TransferError, TransportError) as exc:
-                self.logger.error('SlaveDriver: %s', exc)
+            self.fs_request('ABORT', slave.slave_id)
         self.release(slave)
         slave.build_request = slave.build_started = slave.build = None
 
@@ -542,10 +591,9 @@ class SlaveDriver(PausingTask):
                 self.status(slave, 'BYE', NoData)
 
     def discard(self, slave_id, package, filename):
-        try:
-            self.fs.discard(slave_id, package, filename)
-        except (TransferError, TransportError) as exc:
-            self.logger.error('SlaveDriver: %s', exc)
+        """Have FileJuggler delete a staged file."""
+        self.fs_request('DISCARD', protocols.StagedFile(
+            slave_id, package, filename))
 
     # -- recording builds ---------------------------------------------------------
 
@@ -597,7 +645,9 @@ class SlaveDriver(PausingTask):
         self.record_builds()
 
     def published(self, build, logged):
-        """Act on what the database made of *build*."""
+        """Act on what the database made of *build*: publish its new files,
+        discard the others, and once that is done ask for its log and pages
+        to be written."""
         if logged.build_id is None:
             self.logger.error(
                 'SlaveDriver: the build of %s %s was not recorded (%s); it '
@@ -607,21 +657,32 @@ class SlaveDriver(PausingTask):
                 self.discard(build.slave_id, build.package, filename)
             return
         for filename in build.files:
-            if filename in logged.new_files:
-                try:
-                    self.fs.publish(build.slave_id, build.package, filename)
-                except (TransferError, TransportError) as exc:
-                    self.logger.error('SlaveDriver: %s', exc)
-            else:
-                if filename in logged.conflicts:
-                    self.logger.error(
-                        'SlaveDriver: build %d of %s %s made %s with other '
-                        'bytes than the published file, which stays; the '
-                        'build is marked with a conflict', logged.build_id,
-                        build.package, build.version, filename)
+            if filename in logged.conflicts:
+                self.logger.error(
+                    'SlaveDriver: build %d of %s %s made %s with other bytes '
+                    'than the published file, which stays; the build is '
+                    'marked with a conflict', logged.build_id, build.package,
+                    build.version, filename)
+            if filename not in logged.new_files:
                 self.discard(build.slave_id, build.package, filename)
-        self.web('LOG', protocols.BuildLog(logged.build_id, build.output))
-        self.web('BOTH' if logged.new_files else 'PROJECT', build.package)
+
+        def write_pages():
+            self.web('LOG', protocols.BuildLog(logged.build_id, build.output))
+            self.web('BOTH' if logged.new_files else 'PROJECT', build.package)
+
+        def last_published(msg, data):
+            if msg == 'ERROR':
+                self.logger.error('SlaveDriver: PUBLISH failed: %s', data)
+            write_pages()
+        new_files = [name for name in build.files if name in logged.new_files]
+        for filename in new_files:
+            # the pages are written once the files are in place (FileJuggler
+            # answers in order)
+            self.fs_request('PUBLISH', protocols.StagedFile(
+                build.slave_id, build.package, filename),
+                last_published if filename == new_files[-1] else None)
+        if not new_files:
+            write_pages()
 
     def web(self, msg, data):
         """Ask TheSecretary for a page (never blocking a slave's reply)."""
