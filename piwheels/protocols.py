@@ -1172,6 +1172,16 @@ class Rebuild(typing.NamedTuple):
 
 
 @payload
+class RebuildProgress(typing.NamedTuple):
+    """How far the rewrite of every package's pages has got (mr_chase
+    PROGRESS reply)."""
+
+    running: bool              # a rewrite is under way (or about to start)
+    done: Count                # packages written so far
+    total: Count               # packages to write
+
+
+@payload
 class MasterInfo(typing.NamedTuple):
     """The master introducing itself to monitors (monitor_status HELLO)."""
 
@@ -1493,10 +1503,13 @@ mr_chase = Protocol(name='mr_chase', max_size=16 * 1024 * 1024, recv={
     'REMPKG': RemovePackage,  # piw-remove: remove a package or its builds
     'REMVER': RemoveVersion,  # piw-remove: remove a version or its builds
     'REBUILD': Rebuild,       # piw-rebuild: write pages again
+    'PROGRESS': NoData,       # piw-rebuild: how far is the rewrite of
+                              # every package?
 }, send={
     'SEND': Filename,      # to IMPORT/SENT: transfer this file to
                            # FileJuggler (HELLO with the build's slave_id)
     'DONE': NoData,        # the request is complete
+    'PROGRESS': RebuildProgress,  # to PROGRESS
     'ERROR': ErrorText,    # the request was refused; nothing was changed
 })
 """piw-import, piw-add, piw-remove, piw-rebuild (REQ, connect) -> MrChase

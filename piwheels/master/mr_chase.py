@@ -18,6 +18,9 @@ A package or version that does not exist is an ERROR for everything but
 IMPORT and piw-add, which create what they need.
 """
 
+import bisect
+import json
+import os
 import time
 from datetime import timedelta
 
@@ -25,7 +28,7 @@ from .. import protocols, transport
 from ..exc import (
     DatabaseError, MasterError, ProtocolError, TransferError, TransportError,
 )
-from ..protocols import BuildLog, NoData, PackageVersion
+from ..protocols import BuildLog, NoData, PackageVersion, RebuildProgress
 from ..pypi import BINARY_ONLY
 from ..states import BuildState, utcnow
 from ..tasks import NonStopTask
@@ -33,9 +36,14 @@ from .db import DELETED
 from .file_juggler import FsClient, TransferRetry
 from .output import OutputError, canonicalize
 from .the_oracle import DbClient
+from .the_scribe import REWRITE_STATE
 
 #: an import whose tool has been silent this long is abandoned
 IMPORT_TIMEOUT = timedelta(minutes=10)
+
+#: a rewrite of every package asked for this recently counts as running
+#: while TheScribe has not started it yet
+REWRITE_START = timedelta(seconds=10)
 
 
 def abi_order(abi):
@@ -83,6 +91,9 @@ class MrChase(NonStopTask):
     def __init__(self, config):
         super().__init__(config)
         self.max_file_size = config.max_file_size
+        self.rewrite_state = os.path.join(config.output_path, REWRITE_STATE)
+        self.rewrite_asked = None    # when a full rewrite was asked for
+        self.rewrite_packages = None  # the packages it writes, sorted
         self.import_queue = self.socket(
             transport.ROUTER, protocol=protocols.mr_chase)
         self.import_queue.bind(config.import_queue)
@@ -395,6 +406,8 @@ class MrChase(NonStopTask):
         if data.part in ('HOME', 'SEARCH'):
             self.stats_queue.send_msg(data.part)
         elif data.package is None:
+            self.rewrite_packages = sorted(self.db.get_all_packages())
+            self.rewrite_asked = time.monotonic()
             self.web(data.part, None)
         else:
             canon = self.canonical(data.package)
@@ -402,6 +415,27 @@ class MrChase(NonStopTask):
                 raise MasterError('unknown package {}'.format(canon))
             self.web(data.part, canon)
         return 'DONE', NoData
+
+    def do_progress(self, address, data):
+        """PROGRESS: how far the rewrite of every package has got (TheScribe
+        records the last package written in the output directory)."""
+        try:
+            with open(self.rewrite_state, 'rb') as f:
+                after = str(json.loads(f.read().decode('utf-8'))['after'])
+        except (OSError, ValueError, KeyError, TypeError):
+            after = None
+        if self.rewrite_packages is None:
+            self.rewrite_packages = sorted(self.db.get_all_packages())
+        total = len(self.rewrite_packages)
+        if after is None:
+            starting = (self.rewrite_asked is not None
+                        and time.monotonic() - self.rewrite_asked
+                        < REWRITE_START.total_seconds())
+            return 'PROGRESS', RebuildProgress(
+                starting, 0 if starting else total, total)
+        self.rewrite_asked = None
+        done = bisect.bisect_right(self.rewrite_packages, after)
+        return 'PROGRESS', RebuildProgress(True, done, total)
 
     # -- other tasks -----------------------------------------------------------
 

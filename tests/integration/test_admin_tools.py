@@ -296,9 +296,14 @@ def test_remove_builds_skip_version_package(master, built_wheel, tmp_path):
 def test_rebuild_parts(master, built_wheel, tmp_path):
     imported(master, built_wheel, tmp_path)
     for args in (['home'], ['search'], ['project', PACKAGE],
-                 ['both', PACKAGE], ['-y', 'project'], ['-y', 'index']):
+                 ['both', PACKAGE], ['-y', '--no-wait', 'index']):
         result = master.tool('rebuild', *args)
         assert result.returncode == 0, (args, result.stderr)
+    # every package: the tool follows the rewrite to its end
+    result = master.tool('rebuild', '-y', 'project')
+    assert result.returncode == 0, result.stderr
+    assert 'Done: the pages of 1 packages written' in result.stderr
+    assert (master.output / 'project' / PACKAGE / 'index.html').exists()
     assert 'unknown package' in one_line_error(
         master.tool('rebuild', 'project', 'nothing'), 'rebuild')
     assert 'takes no package' in one_line_error(
