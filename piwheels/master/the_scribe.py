@@ -22,7 +22,7 @@ from .db import Database
 from .output import (
     OutputError, WebOutput, canonicalize, check_filename, extract_metadata,
     read_file, wheel_version, wheel_version_tag)
-from .pages import PageRenderer, ProjectView
+from .pages import PageRenderer, ProjectView, abi_key, human_size
 
 #: the address TheScribe binds; TheSecretary connects to it
 SCRIBE_QUEUE = 'inproc://scribe'
@@ -194,7 +194,11 @@ class TheScribe(PauseableTask):
         with self.output.batch() as batch:
             for name in sorted(os.listdir(STATIC)):
                 with open(os.path.join(STATIC, name), 'rb') as f:
-                    batch.write(self.output.path('static', name), f.read())
+                    content = f.read()
+                batch.write(self.output.path('static', name), content)
+                if name == 'favicon.ico':
+                    # where browsers look for it without being told
+                    batch.write(self.output.path(name), content)
             batch.write(self.output.path('faq.html'), self.renderer.faq())
             batch.write(self.output.path('404.html'), self.renderer.not_found())
 
@@ -211,9 +215,9 @@ class TheScribe(PauseableTask):
             ('downloads in the last 30 days', '{:,}'.format(stats.downloads_last_month)),
             ('downloads ever', '{:,}'.format(stats.downloads_all)),
             ('time spent building', _duration(stats.builds_time)),
-            ('size of all wheels', _gigabytes(stats.builds_size)),
+            ('size of all wheels', human_size(stats.builds_size)),
         ]
-        pending = sorted(stats.builds_pending.items())
+        pending = sorted(stats.builds_pending.items(), key=lambda item: abi_key(item[0]))
         with self.output.batch() as batch:
             batch.write(self.output.path('index.html'),
                         self.renderer.home(shown, pending, stats.timestamp))
@@ -509,14 +513,8 @@ class Prefetcher:
 
 
 def _duration(delta):
-    if not isinstance(delta, timedelta):
-        delta = timedelta(seconds=delta)
     days = delta.days
     hours = delta.seconds // 3600
     if days:
         return '{:,}d {}h'.format(days, hours)
     return '{}h {}m'.format(hours, delta.seconds // 60 % 60)
-
-
-def _gigabytes(size):
-    return '{:,.1f} GB'.format(size / 2 ** 30)
