@@ -70,7 +70,8 @@ $(DEPLOY_VENV)/.installed: molecule/requirements.txt
 # The Ansible roles and playbooks: yamllint and ansible-lint (production).
 lint-ansible: $(DEPLOY_VENV)/.installed
 	$(DEPLOY_ENV) yamllint -s ansible molecule
-	cd ansible && $(DEPLOY_ENV) ansible-lint --profile production
+	$(DEPLOY_ENV) ANSIBLE_ROLES_PATH=ansible/roles ansible-lint --profile production \
+		-c ansible/.ansible-lint ansible $(addprefix molecule/default/,prepare.yml converge.yml verify.yml)
 
 # The Molecule scenario: a master and two slaves in systemd containers,
 # converged from the .debs in dist/ with ansible/site.yml, converged again
