@@ -67,7 +67,9 @@ class Task(threading.Thread, metaclass=abc.ABCMeta):
     * a :exc:`~piwheels.exc.ProtocolError` (a message that could not be
       decoded, an unknown action, data that fails its schema) is logged as
       one line with its text, counted in :attr:`protocol_errors`, and the
-      task carries on with the next message;
+      task carries on with the next message (a handler whose peer waits
+      for a reply -- a REP socket, or a ROUTER facing REQ peers -- catches
+      the error itself and answers, or the peer and the socket are stuck);
     * any other :exc:`~piwheels.exc.PiwheelsError` (the error piwheels
       raises on purpose, e.g. a peer that has gone away) is logged as one
       line, counted in :attr:`handler_errors`, and the task carries on;
