@@ -206,6 +206,10 @@ class PiWheelsMaster(Command):
                 minutes=10 if config.pypi_projects else 1)
         elif config.pypi_interval <= timedelta(0):
             raise ConfigError('--pypi-interval must be positive')
+        for option in ('pypi_xmlrpc', 'pypi_json'):
+            if not getattr(config, option).startswith(('http://', 'https://')):
+                raise ConfigError('--{} must be an http or https URL'.format(
+                    option.replace('_', '-')))
         return config
 
     def run(self, config):
