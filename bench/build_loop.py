@@ -60,15 +60,24 @@ def prepare_database(path, versions):
                                 database='piwheels')
 
 
-def start_master(dsn, path, slave_port, file_port):
+#: the tasks that write the web output
+PAGE_TASKS = ('TheSecretary', 'TheScribe')
+
+
+def start_master(dsn, path, slave_port, file_port, pages=True, verbose=False):
+    """Start piw-master (without the tasks writing pages unless *pages*);
+    return the process and the output path."""
     sockets = os.path.join(path, 's')
     os.makedirs(sockets)
     output = os.path.join(path, 'output')
+    script = (
+        'import sys; import piwheels.master as m; '
+        'm.TASKS[:] = [t for t in m.TASKS if {pages} or t[1] not in {tasks!r}]; '
+        'sys.exit(m.main())'.format(pages=pages, tasks=PAGE_TASKS))
     args = [
-        sys.executable, '-c',
-        'import sys; from piwheels.master import main; sys.exit(main())',
+        sys.executable, '-c', script,
         '-c', os.devnull, '--dsn', dsn, '--output-path', output,
-        '--dev-mode', '-q',
+        '--dev-mode', '-v' if verbose else '-q',
         '--slave-queue', 'tcp://127.0.0.1:{}'.format(slave_port),
         '--file-queue', 'tcp://127.0.0.1:{}'.format(file_port),
         '--max-file-size', '200M']
@@ -104,15 +113,17 @@ class SimulatedSlave:
         self.files = ctx.socket(
             transport.DEALER, protocol=protocols.file_juggler_files.reversed())
         self.files.connect('tcp://127.0.0.1:{}'.format(file_port))
-        self.latencies = []
-        self.builds = 0
+        self.latencies = {}
+        self.built_at = []
         self.transfer_seconds = None
+        self.started = None
 
     def request(self, msg, data=protocols.NoData):
         start = time.perf_counter()
         self.queue.send_msg(msg, data)
         reply = self.queue.recv_msg(timeout=60)
-        self.latencies.append(time.perf_counter() - start)
+        self.latencies.setdefault(msg, []).append(
+            time.perf_counter() - start)
         return reply
 
     def transfer(self, slave_id, content):
@@ -141,6 +152,7 @@ class SimulatedSlave:
         msg, ack = self.request('HELLO', hello(self.label))
         assert msg == 'ACK', (msg, ack)
         slave_id = ack.slave_id
+        self.started = time.time()
         reply = self.request('IDLE', stats())
         while not stop.is_set():
             msg, data = reply
@@ -160,7 +172,7 @@ class SimulatedSlave:
                     self.transfer_seconds = seconds
                 reply = self.request('SENT')
             assert reply[0] == 'DONE', reply
-            self.builds += 1
+            self.built_at.append(time.time())
             if once:
                 break
             reply = self.request('IDLE', stats())
@@ -170,8 +182,9 @@ class SimulatedSlave:
 
 
 def slave_process(labels, slave_port, file_port, seconds, results):
-    """Run the slaves *labels* in threads for *seconds* (after a warm-up
-    they each report), then report builds and latencies."""
+    """Run the slaves *labels* in threads for *seconds*, then report when
+    each build finished, the reply latencies by request, and the window
+    during which all of them were running."""
     ctx = transport.Context.instance()
     stop = threading.Event()
     slaves = [SimulatedSlave(ctx, label, slave_port, file_port)
@@ -181,16 +194,24 @@ def slave_process(labels, slave_port, file_port, seconds, results):
     for thread in threads:
         thread.start()
     time.sleep(seconds)
+    stopped = time.time()
     stop.set()
     for thread in threads:
         thread.join(120)
-    results.put((sum(slave.builds for slave in slaves),
-                 [lat for slave in slaves for lat in slave.latencies]))
+    latencies = {}
+    for slave in slaves:
+        for msg, values in slave.latencies.items():
+            latencies.setdefault(msg, []).extend(values)
+    results.put((max(slave.started or stopped for slave in slaves), stopped,
+                 [when for slave in slaves for when in slave.built_at],
+                 latencies))
 
 
 def measure_builds(slave_port, file_port, count, seconds, processes):
-    """Run *count* slaves over *processes* processes for *seconds*;
-    return ``(builds, latencies, elapsed)``."""
+    """Run *count* slaves over *processes* processes for *seconds*; return
+    ``(builds, seconds, latencies)``: the builds finished while every
+    slave was running, over how long that was, and the reply latencies
+    of each kind of request."""
     # spawn, not fork: a forked ZeroMQ context is unusable
     mp = multiprocessing.get_context('spawn')
     results = mp.Queue()
@@ -199,17 +220,28 @@ def measure_builds(slave_port, file_port, count, seconds, processes):
         mp.Process(target=slave_process, args=(
             labels[n::processes], slave_port, file_port, seconds, results))
         for n in range(processes)]
-    start = time.perf_counter()
     for worker in workers:
         worker.start()
-    builds, latencies = 0, []
+    starts, stops, built_at, latencies = [], [], [], {}
     for _ in workers:
-        done, lats = results.get(timeout=seconds + 300)
-        builds += done
-        latencies += lats
+        start, stop, built, lats = results.get(timeout=seconds + 300)
+        starts.append(start)
+        stops.append(stop)
+        built_at += built
+        for msg, values in lats.items():
+            latencies.setdefault(msg, []).extend(values)
     for worker in workers:
         worker.join()
-    return builds, latencies, time.perf_counter() - start
+    window = (max(starts), min(stops))
+    builds = sum(1 for when in built_at if window[0] <= when <= window[1])
+    return builds, window[1] - window[0], latencies
+
+
+def cpu_seconds(pid):
+    """Return the CPU time (user + system) process *pid* has used."""
+    with open('/proc/{}/stat'.format(pid)) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def measure_transfer(slave_port, file_port, size):
@@ -246,29 +278,47 @@ def main():
     parser.add_argument('--versions', type=int, default=40000)
     parser.add_argument('--processes', type=int, default=5)
     parser.add_argument('--transfer-mb', type=int, default=100)
+    parser.add_argument('--keep', action='store_true',
+                        help='keep the temporary directory (with the '
+                        "master's verbose log) for a look afterwards")
+    parser.add_argument('--no-pages', dest='pages', action='store_false',
+                        help='run the master without {}'.format(
+                            ' and '.join(PAGE_TASKS)))
     config = parser.parse_args()
     path = tempfile.mkdtemp(prefix='piwbench')
     cluster = master = None
     try:
         cluster, dsn = prepare_database(path, config.versions)
         slave_port, file_port = free_port(), free_port()
-        master, output = start_master(dsn, path, slave_port, file_port)
+        master, output = start_master(dsn, path, slave_port, file_port,
+                                      config.pages, config.keep)
         wait_for_master(slave_port)
         time.sleep(2)   # the first build queue
-        builds, latencies, elapsed = measure_builds(
+        cpu_before = cpu_seconds(master.pid)
+        builds, elapsed, latencies = measure_builds(
             slave_port, file_port, config.slaves, config.seconds,
             config.processes)
+        cpu_used = cpu_seconds(master.pid) - cpu_before
         if not builds:
             raise RuntimeError('no builds were coordinated')
-        latencies.sort()
-        print('{} simulated slaves, {:.1f} s: {} builds coordinated, '
-              '{:.0f} builds/s'.format(config.slaves, elapsed, builds,
-                                       builds / elapsed))
-        print('replies: {} requests, median {:.1f} ms, 99th percentile '
-              '{:.1f} ms, slowest {:.1f} ms'.format(
-                  len(latencies), 1000 * latencies[len(latencies) // 2],
-                  1000 * latencies[int(len(latencies) * 0.99)],
-                  1000 * latencies[-1]))
+        print('pages written by {}: {}'.format(
+            ' and '.join(PAGE_TASKS), 'yes' if config.pages else 'no'))
+        print('{} simulated slaves: {} builds coordinated in {:.1f} s while '
+              'all ran: {:.0f} builds/s'.format(
+                  config.slaves, builds, elapsed, builds / elapsed))
+        everything = sorted(lat for values in latencies.values()
+                            for lat in values)
+        print('master CPU time: {:.1f} s, {:.2f} ms per build; load '
+              'average {}'.format(cpu_used, 1000 * cpu_used / max(builds, 1),
+                                  os.getloadavg()[0]))
+        for msg, values in sorted(latencies.items()) + [
+                ('all', everything)]:
+            values.sort()
+            print('  {:6} replies: {:6} median {:6.1f} ms, 99th percentile '
+                  '{:6.1f} ms, slowest {:6.1f} ms'.format(
+                      msg, len(values), 1000 * values[len(values) // 2],
+                      1000 * values[int(len(values) * 0.99)],
+                      1000 * values[-1]))
         seconds = measure_transfer(slave_port, file_port,
                                    config.transfer_mb * 1024 * 1024)
         print('transfer of a {} MB wheel: {:.2f} s, {:.0f} MB/s'.format(
@@ -292,7 +342,10 @@ def main():
                 master.kill()
         if cluster is not None:
             cluster.stop()
-        shutil.rmtree(path, ignore_errors=True)
+        if config.keep:
+            print('kept', path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == '__main__':

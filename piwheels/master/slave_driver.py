@@ -51,8 +51,9 @@ class SlaveDriver(PausingTask):
       (:data:`~piwheels.protocols.the_architect`), from TheArchitect;
     * ``delete_queue``: PULL, binds ``config.deletions_queue``
       (:data:`~piwheels.protocols.slave_driver_deletions`);
-    * ``db_queue``: DEALER, connects ``config.db_queue``
-      (:data:`~piwheels.protocols.the_oracle`): LOGBUILDS, asynchronously;
+    * ``db_queues``: DEALERs (one per TheOracle), connect ``config.db_queue``
+      (:data:`~piwheels.protocols.the_oracle`): LOGBUILDS, asynchronously,
+      one batch in flight on each;
     * ``status_queue``: PUSH, connects ``config.int_status_queue``
       (:data:`~piwheels.protocols.master_status`): every message to and from
       a slave, for the monitors;
@@ -85,10 +86,16 @@ class SlaveDriver(PausingTask):
         self.delete_queue = self.socket(
             transport.PULL, protocol=protocols.slave_driver_deletions)
         self.delete_queue.bind(config.deletions_queue)
-        self.db_queue = self.socket(
-            transport.DEALER, protocol=protocols.the_oracle.reversed())
-        self.db_queue.hwm = 10000
-        self.db_queue.connect(config.db_queue)
+        # one queue per batch in flight, so each reply is known by the
+        # queue it comes back on; as many batches as there are TheOracles
+        self.db_queues = []
+        for _ in range(config.oracles):
+            queue = self.socket(
+                transport.DEALER, protocol=protocols.the_oracle.reversed())
+            queue.connect(config.db_queue)
+            self.db_queues.append(queue)
+            self.register(queue, self.handle_db_reply)
+        self.recording = {}       # db queue -> the batch it is recording
         self.status_queue = self.socket(
             transport.PUSH, protocol=protocols.master_status.reversed())
         self.status_queue.hwm = 100000
@@ -113,7 +120,6 @@ class SlaveDriver(PausingTask):
         # self.unrecorded while the finished build is being recorded
         self.building = {}        # slave id -> its (package, version)
         self.unrecorded = []      # finished builds waiting for the database
-        self.recording = None     # the batch the database is recording
         self.recorded = {}        # (package, version) -> when it was recorded
         self.failed_on = {}       # (package, version, abi) -> slave labels
         self.sleeping = set()     # slave ids told to sleep
@@ -123,7 +129,6 @@ class SlaveDriver(PausingTask):
         self.register(self.slave_queue, self.handle_slave)
         self.register(self.builds_queue, self.handle_build)
         self.register(self.delete_queue, self.handle_delete)
-        self.register(self.db_queue, self.handle_db_reply)
         self.register(self.fs_queue, self.handle_fs_reply)
         self.every(timedelta(seconds=5), self.remove_expired)
         self.every(timedelta(seconds=10), self.send_stats)
@@ -190,9 +195,8 @@ class SlaveDriver(PausingTask):
             self.slave_queue: self.handle_slave,
             self.builds_queue: self.handle_build,
             self.delete_queue: self.handle_delete,
-            self.db_queue: self.handle_db_reply,
             self.fs_queue: self.handle_fs_reply,
-        }[queue]
+        }.get(queue, self.handle_db_reply)
         self._call(handler, queue)
 
     # -- the build queue -------------------------------------------------------
@@ -207,6 +211,9 @@ class SlaveDriver(PausingTask):
             key: when for key, when in self.recorded.items() if when >= cutoff}
         self.queues = {
             abi: deque(versions) for abi, versions in build_queue.queue.items()}
+        self.logger.debug('SlaveDriver: build queue refreshed: %s', ', '.join(
+            '{} {}'.format(len(versions), abi)
+            for abi, versions in self.queues.items()))
         queued = {
             (entry.package, entry.version, abi)
             for abi, versions in build_queue.queue.items()
@@ -612,26 +619,29 @@ class SlaveDriver(PausingTask):
         self.record_builds()
 
     def record_builds(self):
-        """Send the waiting builds to the database, unless a batch is being
-        recorded already (its reply sends the next)."""
-        if self.recording is not None or not self.unrecorded:
-            return
-        batch = self.unrecorded[:protocols.MAX_BUILD_BATCH]
-        del self.unrecorded[:len(batch)]
-        records = [build.as_message()._replace(output='') for build in batch]
-        self.db_queue.send_msg('LOGBUILDS', records)
-        self.recording = batch
+        """Send the waiting builds to the database in batches, one on each
+        db queue that is free (the reply to a batch sends the next)."""
+        for queue in self.db_queues:
+            if not self.unrecorded:
+                return
+            if queue in self.recording:
+                continue
+            batch = self.unrecorded[:protocols.MAX_BUILD_BATCH]
+            del self.unrecorded[:len(batch)]
+            # the database doesn't keep logs: they go to TheScribe later
+            queue.send_msg('LOGBUILDS', [
+                build.as_message()._replace(output='') for build in batch])
+            self.recording[queue] = batch
 
     def handle_db_reply(self, queue):
         """The database recorded a batch: publish or discard each build's
         wheels, ask for its pages and log to be written, send the next
         batch."""
-        msg, data = queue.recv_msg()
-        batch, self.recording = self.recording, None
-        if batch is None:
-            self.logger.error('SlaveDriver: unexpected %s from the database',
-                              msg)
-            return
+        batch = self.recording.pop(queue)
+        try:
+            msg, data = queue.recv_msg()
+        except protocols.ProtocolError as exc:
+            msg, data = 'ERROR', str(exc)[:1000]
         if msg == 'ERROR':
             data = [protocols.LoggedBuild(None, set(), set(), set(), data)
                     ] * len(batch)
