@@ -21,12 +21,12 @@ import shutil
 import sys
 import tempfile
 import time
-from types import SimpleNamespace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from piwheels import initdb  # noqa: E402
+from piwheels.master import PiWheelsMaster  # noqa: E402
 from piwheels.master.the_scribe import TheScribe  # noqa: E402
 from piwheels.pgcluster import PrivateCluster  # noqa: E402
 
@@ -128,8 +128,9 @@ def main(args=None):
         print('database of {:,} packages made in {:.1f}s'.format(
             config.packages, time.perf_counter() - started))
         output = os.path.join(work, 'www')
-        scribe = TheScribe(SimpleNamespace(
-            dsn=dsn, output_path=output, dev_mode=False, site_url='https://example.org'))
+        scribe = TheScribe(PiWheelsMaster().parse_args([
+            '-c', os.devnull, '--dsn', dsn, '--output-path', output,
+            '--site-url', 'https://example.org']))
         try:
             scribe.once()
             print('{:,} .metadata files placed beside the wheels'.format(place_metadata(scribe)))

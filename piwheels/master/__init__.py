@@ -157,6 +157,8 @@ class PiWheelsMaster(Command):
                 ('slave', 'tcp://*:5555', 'talk to the build slaves'),
                 ('file', 'tcp://*:5556', 'receive files from the slaves'),
                 ('web', 'inproc://web', 'ask for web pages to be written'),
+                ('scribe', 'inproc://scribe',
+                 'pass the pages to write from the secretary to the scribe'),
                 ('builds', 'inproc://builds', 'pass on pending builds'),
                 ('db', 'inproc://db', 'talk to the database server'),
                 ('fs', 'inproc://fs', 'talk to the file-system server'),

@@ -24,9 +24,6 @@ from .output import (
     read_file, wheel_version, wheel_version_tag)
 from .pages import PageRenderer, ProjectView, abi_key, human_size
 
-#: the address TheScribe binds; TheSecretary connects to it
-SCRIBE_QUEUE = 'inproc://scribe'
-
 #: where the static assets (CSS, JS, icon) are copied from
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 
@@ -62,7 +59,7 @@ class TheScribe(PauseableTask):
 
     Queues:
 
-    * ``scribe_queue``: PULL, binds :data:`SCRIBE_QUEUE`, speaks
+    * ``scribe_queue``: PULL, binds ``config.scribe_queue``, speaks
       :data:`piwheels.protocols.the_scribe`; TheSecretary sends the pages
       to write (HOME, SEARCH, PROJECT, BOTH, LOG, DELPKG, DELVER).
 
@@ -100,7 +97,7 @@ class TheScribe(PauseableTask):
         self.prefetcher = Prefetcher(config.dsn)
         scribe_queue = self.socket(transport.PULL, protocol=protocols.the_scribe)
         scribe_queue.hwm = 100
-        scribe_queue.bind(SCRIBE_QUEUE)
+        scribe_queue.bind(config.scribe_queue)
         self.register(scribe_queue, self.handle_index)
         interval = timedelta(seconds=5 if config.dev_mode else 60)
         self.every(interval, self.write_root_index)

@@ -9,7 +9,6 @@ from .. import protocols, transport
 from ..exc import PiwheelsError
 from ..tasks import PauseableTask
 from .the_oracle import DbClient
-from .the_scribe import SCRIBE_QUEUE
 
 #: how long PROJECT and BOTH requests are held back
 DELAY = timedelta(minutes=1)
@@ -48,8 +47,7 @@ class TheSecretary(PauseableTask):
     * ``web_queue``: PULL, binds ``config.web_queue``, speaks
       :data:`piwheels.protocols.the_secretary`; requests from SlaveDriver,
       MrChase, CloudGazer and BigBrother.
-    * ``scribe_queue``: PUSH, connects to
-      :data:`~piwheels.master.the_scribe.SCRIBE_QUEUE`, speaks
+    * ``scribe_queue``: PUSH, connects ``config.scribe_queue``, speaks
       :data:`piwheels.protocols.the_scribe` (reversed). Held requests are
       only sent while TheScribe can take them, so a long queue of rewrites
       waits here (where it is saved on shutdown) rather than in a socket.
@@ -71,7 +69,7 @@ class TheSecretary(PauseableTask):
         self.scribe_queue = self.socket(
             transport.PUSH, protocol=protocols.the_scribe.reversed())
         self.scribe_queue.hwm = SCRIBE_HWM
-        self.scribe_queue.connect(SCRIBE_QUEUE)
+        self.scribe_queue.connect(config.scribe_queue)
         self.every(timedelta(milliseconds=250), self.handle_output)
 
     def once(self):

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from piwheels import protocols, transport
-from piwheels.master.the_scribe import SCRIBE_QUEUE, TheScribe
+from piwheels.master.the_scribe import TheScribe
 from piwheels.protocols import BuildLog, MasterStats
 from piwheels.webserver import JSON_TYPE, OutputServer
 
@@ -89,7 +89,7 @@ def site(with_build, superuser_sql, master_config, built_wheel, peer):
     try:
         scribe.once()
         secretary = peer(transport.PUSH, protocols.the_scribe.reversed(),
-                         connect=SCRIBE_QUEUE)
+                         connect=master_config.scribe_queue)
         requests = [
             ('BOTH', PACKAGE), ('BOTH', 'foo'),
             ('SEARCH', {PACKAGE: (10, 20), 'foo': (5, 50)}),

@@ -14,7 +14,7 @@ import pytest
 from piwheels import protocols, transport
 from piwheels.master import the_scribe
 from piwheels.master.db import Database
-from piwheels.master.the_scribe import SCRIBE_QUEUE, TheScribe
+from piwheels.master.the_scribe import TheScribe
 from piwheels.protocols import BuildLog, MasterStats, PackageVersion
 
 from ..fixtures.schema import FOO_HASH, FOO_WHEEL
@@ -37,9 +37,10 @@ def scribe(master_config):
 
 
 @pytest.fixture
-def secretary(scribe, peer):
+def secretary(master_config, scribe, peer):
     """A PUSH standing in for TheSecretary."""
-    return peer(transport.PUSH, protocols.the_scribe.reversed(), connect=SCRIBE_QUEUE)
+    return peer(transport.PUSH, protocols.the_scribe.reversed(),
+                connect=master_config.scribe_queue)
 
 
 def read(output, *path):
@@ -347,8 +348,8 @@ def test_search_index_is_ordered_by_downloads(scribe, secretary, output):
         ['bar-baz', 50, 60], ['qux', 5, 200], ['foo', 5, 100]]
 
 
-def test_invalid_messages_are_dropped(with_build, scribe, output, peer):
-    raw = peer(transport.PUSH, connect=SCRIBE_QUEUE)
+def test_invalid_messages_are_dropped(with_build, master_config, scribe, output, peer):
+    raw = peer(transport.PUSH, connect=master_config.scribe_queue)
     raw.socket.send(b'\xff\xfe')
     poll_until(scribe, lambda: scribe.protocol_errors == 1)
     assert scribe.failure is None

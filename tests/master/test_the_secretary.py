@@ -10,7 +10,6 @@ from piwheels.exc import TransportError
 from piwheels.master import the_secretary
 from piwheels.master.seraph import Seraph
 from piwheels.master.the_oracle import TheOracle
-from piwheels.master.the_scribe import SCRIBE_QUEUE
 from piwheels.master.the_secretary import TheSecretary
 from piwheels.protocols import BuildLog, PackageVersion
 
@@ -30,9 +29,9 @@ def backend(master_config):
 
 
 @pytest.fixture
-def scribe(peer):
+def scribe(master_config, peer):
     """A PULL standing in for TheScribe."""
-    return peer(transport.PULL, protocols.the_scribe, bind=SCRIBE_QUEUE)
+    return peer(transport.PULL, protocols.the_scribe, bind=master_config.scribe_queue)
 
 
 @pytest.fixture
@@ -141,7 +140,7 @@ def test_held_requests_wait_while_the_scribe_is_busy(master_config, backend, pee
         # the rest waits in the buffer
         task.handle_output()
         assert len(task.buffer) >= 20 - 2 * the_secretary.SCRIBE_HWM
-        scribe = peer(transport.PULL, protocols.the_scribe, bind=SCRIBE_QUEUE)
+        scribe = peer(transport.PULL, protocols.the_scribe, bind=master_config.scribe_queue)
         received = []
         for _ in range(40):
             task.handle_output()
