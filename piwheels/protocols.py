@@ -712,6 +712,14 @@ MAX_LOG_BATCH = 10000
 #: The most builds one LOGBUILDS message may carry.
 MAX_BUILD_BATCH = 200
 
+#: The widths of the access-log records' fields (the database's columns):
+#: a client's address, each field of pip's user agent, a page's path, and a
+#: user agent kept whole.
+MAX_HOST = 100
+MAX_AGENT_FIELD = 100
+MAX_PAGE = 200
+MAX_USER_AGENT = 1000
+
 Name = Text(200)                  # package names, versions, tags, labels
 OptionalText = Text(1000, 0)      # skip reasons, descriptions of errors
 Description = Text(10000, 0)      # project descriptions (PyPI summaries)
@@ -720,6 +728,9 @@ ErrorText = Text(2000)            # one-line error messages in replies
 Count = Natural()                 # sizes, counts, ids
 Hash = Sha256()
 Filename = WheelFilename()
+Host = Text(MAX_HOST)             # a web client's address (or name)
+AgentField = typing.Optional[Text(MAX_AGENT_FIELD)]  # from pip's user agent
+UserAgent = Text(MAX_USER_AGENT, 0)  # a web client's whole user agent
 
 
 # -- payloads ----------------------------------------------------------------
@@ -1056,18 +1067,18 @@ class DownloadState(typing.NamedTuple):
     """One wheel download from the web server's log (LOGDOWNLOAD)."""
 
     filename: Filename         # the wheel downloaded
-    host: Name                 # the client's address
+    host: Host                 # the client's address
     timestamp: datetime        # when (UTC)
-    arch: typing.Optional[Name]  # from pip's user agent, e.g. "armv7l"
-    distro_name: typing.Optional[Name]  # e.g. "Raspbian GNU/Linux"
-    distro_version: typing.Optional[Name]  # e.g. "12"
-    os_name: typing.Optional[Name]  # e.g. "Linux"
-    os_version: typing.Optional[Name]  # e.g. the kernel's version
-    py_name: typing.Optional[Name]  # e.g. "CPython"
-    py_version: typing.Optional[Name]  # e.g. "3.11.2"
-    installer_name: typing.Optional[Name]  # e.g. "pip"
-    installer_version: typing.Optional[Name]  # e.g. "23.0.1"
-    setuptools_version: typing.Optional[Name]  # e.g. "66.1.1"
+    arch: AgentField               # from pip's user agent, e.g. "armv7l"
+    distro_name: AgentField        # e.g. "Raspbian GNU/Linux"
+    distro_version: AgentField     # e.g. "12"
+    os_name: AgentField            # e.g. "Linux"
+    os_version: AgentField         # e.g. the kernel's version
+    py_name: AgentField            # e.g. "CPython"
+    py_version: AgentField         # e.g. "3.11.2"
+    installer_name: AgentField     # e.g. "pip"
+    installer_version: AgentField  # e.g. "23.0.1"
+    setuptools_version: AgentField # e.g. "66.1.1"
 
 
 @payload
@@ -1075,18 +1086,18 @@ class SearchState(typing.NamedTuple):
     """One fetch of a package's simple index page by pip (LOGSEARCH)."""
 
     package: Name              # the package looked up
-    host: Name                 # the client's address
+    host: Host                 # the client's address
     timestamp: datetime        # when (UTC)
-    arch: typing.Optional[Name]  # from pip's user agent, e.g. "armv7l"
-    distro_name: typing.Optional[Name]  # e.g. "Raspbian GNU/Linux"
-    distro_version: typing.Optional[Name]  # e.g. "12"
-    os_name: typing.Optional[Name]  # e.g. "Linux"
-    os_version: typing.Optional[Name]  # e.g. the kernel's version
-    py_name: typing.Optional[Name]  # e.g. "CPython"
-    py_version: typing.Optional[Name]  # e.g. "3.11.2"
-    installer_name: typing.Optional[Name]  # e.g. "pip"
-    installer_version: typing.Optional[Name]  # e.g. "23.0.1"
-    setuptools_version: typing.Optional[Name]  # e.g. "66.1.1"
+    arch: AgentField               # from pip's user agent, e.g. "armv7l"
+    distro_name: AgentField        # e.g. "Raspbian GNU/Linux"
+    distro_version: AgentField     # e.g. "12"
+    os_name: AgentField            # e.g. "Linux"
+    os_version: AgentField         # e.g. the kernel's version
+    py_name: AgentField            # e.g. "CPython"
+    py_version: AgentField         # e.g. "3.11.2"
+    installer_name: AgentField     # e.g. "pip"
+    installer_version: AgentField  # e.g. "23.0.1"
+    setuptools_version: AgentField # e.g. "66.1.1"
 
 
 @payload
@@ -1094,9 +1105,9 @@ class ProjectState(typing.NamedTuple):
     """One view of a project page (LOGPROJECT)."""
 
     package: Name              # the project viewed
-    host: Name                 # the client's address
+    host: Host                 # the client's address
     timestamp: datetime        # when (UTC)
-    user_agent: Text(1000, 0)  # the browser's user agent
+    user_agent: UserAgent      # the browser's user agent
 
 
 @payload
@@ -1104,19 +1115,19 @@ class JSONState(typing.NamedTuple):
     """One fetch of a project's JSON (LOGJSON)."""
 
     package: Name              # the project fetched
-    host: Name                 # the client's address
+    host: Host                 # the client's address
     timestamp: datetime        # when (UTC)
-    user_agent: Text(1000, 0)  # the client's user agent
+    user_agent: UserAgent      # the client's user agent
 
 
 @payload
 class PageState(typing.NamedTuple):
     """One view of another page of the site (LOGPAGE)."""
 
-    page: Text(1000)           # the page's path, e.g. "faq.html"
-    host: Name                 # the client's address
+    page: Text(MAX_PAGE)       # the page's path, e.g. "faq.html"
+    host: Host                 # the client's address
     timestamp: datetime        # when (UTC)
-    user_agent: Text(1000, 0)  # the browser's user agent
+    user_agent: UserAgent      # the browser's user agent
 
 
 @payload
@@ -1477,7 +1488,11 @@ master_status = Protocol(name='master_status', recv=_STATUS_MESSAGES)
 """Tasks (PUSH) -> the master's main thread (PULL, binds
 ``inproc://status``), which publishes each on :data:`monitor_status`."""
 
-monitor_status = Protocol(name='monitor_status', send=_STATUS_MESSAGES)
+monitor_status = Protocol(name='monitor_status', send=dict(
+    _STATUS_MESSAGES,
+    PAUSED=bool,           # the master's own: True once paused, False once
+                           # resumed (replayed to each new monitor)
+))
 """The master (PUB, binds ``ipc:///tmp/piw-status``) -> piw-monitor and
 piw-sense (SUB, connect and subscribe to everything)."""
 

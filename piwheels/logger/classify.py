@@ -1,0 +1,191 @@
+"""Decide what each web hit was (a wheel download, a pip search, a project page, a project's JSON, another page) and build its log record.
+
+The web output's layout (see :mod:`piwheels.master.output`) says what a
+path is::
+
+    /simple/<pkg>/<wheel>.whl            a download (LOGDOWNLOAD)
+    /simple/<pkg>/ (index.html, .json)   pip looking a package up (LOGSEARCH)
+    /project/<pkg>/ (index.html)         a project page view (LOGPROJECT)
+    /project/<pkg>/json/ (index.json)    a project JSON fetch (LOGJSON)
+    /<anything>/ or /<anything>.html     another page view (LOGPAGE)
+
+Anything else (static files, build logs, errors, HEAD requests, paths with
+``..``, a wheel's name under a directory that is not its package's) is
+ignored. Only successful GETs count: 200 for downloads (a 206 is a piece of
+one), 200 or 304 (pip's cache revalidating) for the rest.
+
+pip (and installers copying it, such as uv) append JSON to their user
+agent; :func:`parse_user_agent` reads the installer, Python, OS,
+distribution and CPU from it.
+"""
+
+import json
+import re
+
+from ..protocols import (
+    MAX_AGENT_FIELD, MAX_HOST, MAX_PAGE, MAX_USER_AGENT, DownloadState,
+    JSONState, PageState, ProjectState, SearchState, parse_wheel_filename,
+)
+
+#: a project name as PyPI accepts it (PEP 508)
+VALID_NAME = re.compile(r'[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?')
+
+#: characters a page's path may hold to be recorded
+VALID_PAGE = re.compile(r'[A-Za-z0-9._~!$&\'()*+,;=:@/-]*')
+
+_SEPARATORS = re.compile(r'[-_.]+')
+
+#: how many user agents :class:`Classifier` remembers the fields of
+AGENT_CACHE_SIZE = 10000
+
+#: the user agent fields of a download or search when pip's JSON is absent
+NO_AGENT_FIELDS = (None,) * 10
+
+
+def canonicalize(name):
+    """Return the PEP 503 normalised form of the project *name*."""
+    return _SEPARATORS.sub('-', name).lower()
+
+
+def _field(value):
+    """Return *value* fit for a user agent field: a non-empty str without
+    NULs, cut to the database's width; else None."""
+    if type(value) is not str or not value or '\x00' in value:
+        return None
+    return value[:MAX_AGENT_FIELD]
+
+
+def _member(mapping, *keys):
+    for key in keys:
+        if not isinstance(mapping, dict):
+            return None
+        mapping = mapping.get(key)
+    return mapping
+
+
+def parse_user_agent(user_agent):
+    """Return the fields pip's JSON user agent gives, in the order of
+    :class:`~piwheels.protocols.DownloadState`: ``arch``, ``distro_name``,
+    ``distro_version``, ``os_name``, ``os_version``, ``py_name``,
+    ``py_version``, ``installer_name``, ``installer_version``,
+    ``setuptools_version``. A field the agent lacks (or holds something
+    other than text in) is None; a user agent without the JSON gives
+    :data:`NO_AGENT_FIELDS`.
+
+    :param str user_agent: e.g. ``pip/23.0.1 {"installer": {...}, ...}``
+    """
+    start = user_agent.find(' {')
+    if start == -1 or not user_agent.endswith('}'):
+        return NO_AGENT_FIELDS
+    try:
+        data = json.loads(user_agent[start + 1:])
+    except (ValueError, RecursionError):
+        return NO_AGENT_FIELDS
+    if not isinstance(data, dict):
+        return NO_AGENT_FIELDS
+    installer_name = _field(_member(data, 'installer', 'name'))
+    if installer_name is None:
+        # fall back on the agent's own name: "pip/23.0.1 {...}"
+        installer_name = _field(user_agent[:start].partition('/')[0])
+    return (
+        _field(data.get('cpu')),
+        _field(_member(data, 'distro', 'name')),
+        _field(_member(data, 'distro', 'version')),
+        _field(_member(data, 'system', 'name')),
+        _field(_member(data, 'system', 'release')),
+        _field(_member(data, 'implementation', 'name')),
+        _field(_member(data, 'implementation', 'version')) or _field(
+            data.get('python')),
+        installer_name,
+        _field(_member(data, 'installer', 'version')),
+        _field(data.get('setuptools_version')),
+    )
+
+
+class Classifier:
+    """Turn :class:`~piwheels.logger.formats.LogEntry` tuples into log
+    records, remembering the fields of recent user agents (the same few
+    agents make most of the hits)."""
+
+    def __init__(self):
+        self._agents = {}
+
+    def agent_fields(self, user_agent):
+        """Return :func:`parse_user_agent` of *user_agent*, cached."""
+        try:
+            return self._agents[user_agent]
+        except KeyError:
+            pass
+        fields = parse_user_agent(user_agent)
+        if len(self._agents) >= AGENT_CACHE_SIZE:
+            self._agents.clear()
+        self._agents[user_agent] = fields
+        return fields
+
+    def classify(self, entry):
+        """Return ``(action, record)`` for *entry*: the LOG* action of the
+        :data:`~piwheels.protocols.lumberjack` protocol and its record; or
+        ``None`` when the hit is not recorded."""
+        if entry.method != 'GET' or entry.status not in (200, 304):
+            return None
+        path = entry.path
+        if (path[:1] != '/' or '\\' in path or '\x00' in path
+                or '/.' in path or '//' in path):
+            # not a path Apache serves from the output as it is; hidden
+            # files and anything with . or .. parts are never counted
+            return None
+        parts = path[1:].split('/')
+        host = entry.host[:MAX_HOST]
+        top = parts[0]
+        if top == 'simple' and 2 <= len(parts) <= 3:
+            return self._simple(entry, host, parts)
+        if top == 'project' and 2 <= len(parts) <= 4:
+            return self._project(entry, host, parts)
+        if top not in ('simple', 'project') and (
+                path.endswith('/') or path.endswith('.html')):
+            page = path[1:]
+            if not page or page.endswith('/'):
+                page += 'index.html'
+            if len(page) <= MAX_PAGE and VALID_PAGE.fullmatch(page):
+                return 'LOGPAGE', PageState(
+                    page, host, entry.timestamp,
+                    entry.user_agent[:MAX_USER_AGENT])
+        return None
+
+    def _simple(self, entry, host, parts):
+        package = parts[1]
+        if not VALID_NAME.fullmatch(package) or len(package) > 200:
+            return None
+        filename = parts[2] if len(parts) == 3 else ''
+        if filename.endswith('.whl'):
+            if entry.status != 200:
+                return None
+            try:
+                tags = parse_wheel_filename(filename)
+            except ValueError:
+                return None
+            if canonicalize(tags.package_tag) != canonicalize(package):
+                # a wheel's name in a directory that isn't its package's
+                return None
+            return 'LOGDOWNLOAD', DownloadState(
+                filename, host, entry.timestamp,
+                *self.agent_fields(entry.user_agent))
+        if filename in ('', 'index.html', 'index.json'):
+            return 'LOGSEARCH', SearchState(
+                canonicalize(package), host, entry.timestamp,
+                *self.agent_fields(entry.user_agent))
+        return None
+
+    def _project(self, entry, host, parts):
+        package = parts[1]
+        if not VALID_NAME.fullmatch(package) or len(package) > 200:
+            return None
+        rest = parts[2:]
+        if rest in ([], [''], ['index.html']):
+            action, state = 'LOGPROJECT', ProjectState
+        elif rest in (['json'], ['json', ''], ['json', 'index.json']):
+            action, state = 'LOGJSON', JSONState
+        else:
+            return None
+        return action, state(canonicalize(package), host, entry.timestamp,
+                             entry.user_agent[:MAX_USER_AGENT])
