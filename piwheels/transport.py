@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 import cbor2
 import zmq
+from zmq.utils import monitor as zmq_monitor
 
 from .exc import ProtocolError, TransportError
 from .protocols import NoData, Protocol
@@ -40,6 +41,9 @@ POLLOUT = zmq.POLLOUT
 NOBLOCK = zmq.NOBLOCK
 Again = zmq.Again
 ZMQError = zmq.ZMQError
+#: The connection events :meth:`Socket.connection_events` reports.
+EVENT_CONNECTED = zmq.EVENT_CONNECTED
+EVENT_DISCONNECTED = zmq.EVENT_DISCONNECTED
 
 #: The deepest nesting of arrays, maps and tags a received message may have.
 MAX_DEPTH = 32
@@ -457,6 +461,25 @@ class Socket:
         self._socket.setsockopt(
             zmq.UNSUBSCRIBE, topic.encode('utf-8') if isinstance(topic, str)
             else topic)
+
+    def connection_events(self):
+        """Return a PAIR :class:`Socket` on which ZeroMQ reports this
+        socket's connections being made and lost (read them with
+        :meth:`recv_event`). Monitors use it to notice a master going away
+        and coming back. Close it before this socket."""
+        return Socket(self._socket.get_monitor_socket(
+            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED), linger=0)
+
+    def recv_event(self, flags=0, *, timeout=None):
+        """Receive one event from a :meth:`connection_events` socket:
+        ``(event, endpoint)`` where *event* is :data:`EVENT_CONNECTED` or
+        :data:`EVENT_DISCONNECTED` and *endpoint* the peer's address."""
+        self._wait(timeout)
+        event = zmq_monitor.recv_monitor_message(self._socket, flags)
+        endpoint = event['endpoint']
+        if isinstance(endpoint, bytes):
+            endpoint = endpoint.decode('utf-8', errors='replace')
+        return event['event'], endpoint
 
     def poll(self, timeout=None, flags=POLLIN):
         """Return True if the socket is ready for *flags* within *timeout*

@@ -107,6 +107,7 @@ class PiWheelsMaster(Command):
         self.int_status_queue = None
         self.notifier = Notifier()
         self.quit_deadline = None
+        self.paused = False
 
     def configure_parser(self):
         parser = super().configure_parser()
@@ -347,10 +348,11 @@ class PiWheelsMaster(Command):
             __version__)
 
     def do_hello(self, data):
-        """A monitor arrived: replay the master's HELLO, every slave's HELLO
-        and the latest statistics."""
+        """A monitor arrived: replay the master's HELLO and whether it is
+        paused, every slave's HELLO and the latest statistics."""
         self.logger.info('monitor attached; replaying status')
         self.status_queue.send_msg('HELLO', self.master_info())
+        self.status_queue.send_msg('PAUSED', self.paused)
         slave_driver = self.find_task('SlaveDriver')
         if slave_driver is not None:
             slave_driver.list_slaves()
@@ -359,16 +361,20 @@ class PiWheelsMaster(Command):
             big_brother.replay_stats()
 
     def do_pause(self, data):
-        """Pause every task."""
+        """Pause every task, and tell the monitors."""
         self.logger.warning('pausing operations')
         for task in self.tasks:
             task.pause()
+        self.paused = True
+        self.status_queue.send_msg('PAUSED', True)
 
     def do_resume(self, data):
-        """Resume every task."""
+        """Resume every task, and tell the monitors."""
         self.logger.warning('resuming operations')
         for task in self.tasks:
             task.resume()
+        self.paused = False
+        self.status_queue.send_msg('PAUSED', False)
 
     def _slave_command(self, method, slave_id):
         slave_driver = self.find_task('SlaveDriver')
