@@ -46,8 +46,11 @@ class Container:
 
     def create(self):
         """Create and boot the container; return self once systemd is up."""
+        # CAP_SYS_ADMIN lets systemd build the services' sandboxes
+        # (ProtectSystem=, PrivateTmp=, ...); without it they are silently
+        # left out in a container and would go untested.
         args = ['run', '--detach', '--name', self.name, '--hostname', self.name,
-                '--systemd', 'always']
+                '--systemd', 'always', '--cap-add', 'SYS_ADMIN']
         for host_path, path in self.volumes.items():
             args += ['--volume', '{}:{}'.format(host_path, path)]
         podman(*args, IMAGE, '/lib/systemd/systemd')

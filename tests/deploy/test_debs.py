@@ -177,6 +177,9 @@ def test_debs_master_starts_against_postgresql(machine):
     machine.run('runuser -u postgres -- createuser piwheels')
     machine.run('runuser -u postgres -- createdb -O postgres piwheels')
     machine.run('runuser -u postgres -- piw-initdb -y', timeout=600)
+    # the test needs no PyPI: point the master at a closed local port
+    machine.run("sed -i 's|^\\[master\\]$|[master]\\npypi-xmlrpc = "
+                "http://127.0.0.1:9/pypi|' " + CONF)
     # Type=notify: start returns once the master said READY=1
     machine.run('systemctl start piwheels-master', timeout=600)
     assert machine.output('systemctl is-active piwheels-master') == 'active'
@@ -195,6 +198,27 @@ def test_debs_slave_proves_itself_to_the_master(machine):
     assert machine.wait_for('test -s ' + STAMP, timeout=120), machine.output(
         'journalctl -b -u piwheels-slave -u piwheels-master --no-pager | tail -30')
     assert machine.output('stat -c %U ' + STAMP) == 'piwheels'
+    # it runs in its sandbox (ProtectSystem=strict): the system is
+    # read-only to it, its home (where the stamp is) writable
+    pid = machine.output('systemctl show -p MainPID --value piwheels-slave')
+    mounts = dict(line.split() for line in machine.output(
+        "awk '{{print $5, $6}}' /proc/{}/mountinfo".format(pid)).splitlines())
+    assert mounts['/'].startswith('ro,')
+    assert mounts['/var/lib/piwheels'].startswith('rw,')
+
+
+def test_debs_upgrade_restarts_running_services_and_keeps_the_configuration(machine, debs):
+    pids = {unit: machine.output('systemctl show -p MainPID --value ' + unit)
+            for unit in ('piwheels-master', 'piwheels-slave')}
+    config = machine.output('cat ' + CONF)
+    # a reinstall runs the maintainer scripts as an upgrade does
+    machine.run('DEBIAN_FRONTEND=noninteractive apt-get -q -y install --reinstall {}'.format(
+        ' '.join('/debs/' + os.path.basename(debs[package])
+                 for package in INSTALLABLE)), timeout=600)
+    for unit, pid in pids.items():
+        assert machine.output('systemctl is-active ' + unit) == 'active'
+        assert machine.output('systemctl show -p MainPID --value ' + unit) != pid
+    assert machine.output('cat ' + CONF) == config
 
 
 def break_slave(machine):
