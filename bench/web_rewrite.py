@@ -119,7 +119,11 @@ def main(args=None):
                         help='work in DIR and leave it behind (default: a '
                         'temporary directory, removed)')
     config = parser.parse_args(args)
-    work = config.keep or tempfile.mkdtemp(prefix='piwbench-')
+    # /var/tmp rather than /tmp: the output belongs on a disk like the one
+    # under /var/www, and /tmp may be a RAM disk (or, on shared machines, a
+    # directory with millions of entries)
+    work = config.keep or tempfile.mkdtemp(
+        prefix='piwbench-', dir=os.environ.get('TMPDIR', '/var/tmp'))
     os.makedirs(work, exist_ok=True)
     cluster = PrivateCluster(os.path.join(work, 'cluster')).start()
     try:
