@@ -32,7 +32,7 @@ from ..exc import PiwheelsError, TransferError, TransportError
 from ..protocols import DiskUsage
 from ..states import FileState, TransferState
 from ..tasks import NonStopTask
-from .output import WebOutput, canonicalize
+from .output import WebOutput, canonicalize, _syncfs as syncfs
 from .rpc import RpcClient
 
 #: FETCHes in flight per transfer
@@ -47,6 +47,13 @@ MAX_REFETCHES = 20
 
 #: the directory under the output path receiving transfers
 INCOMING = '.incoming'
+
+#: HELLOs kept while their EXPECT is awaited
+MAX_EARLY_HELLOS = 1000
+
+#: with more files than this to publish at once, one syncfs beats a fsync
+#: per file
+SYNC_EACH_LIMIT = 4
 
 
 class TransferRetry(TransferError):
@@ -174,6 +181,9 @@ class FileJuggler(NonStopTask):
         self.expected = {}     # slave id -> Transfer
         self.by_address = {}   # slave's file queue address -> Transfer
         self.staged = {}       # (slave id, filename) -> staged path
+        self.publishing = []   # (address, StagedFile) of PUBLISH requests
+        self.early = {}        # slave id -> address of a HELLO before EXPECT
+        self.refused = set()   # slave ids whose EXPECT failed
         self.register(self.file_queue, self.handle_file)
         self.register(self.fs_queue, self.handle_fs_request)
         self.every(timedelta(seconds=1), self.refetch_lost)
@@ -223,6 +233,7 @@ class FileJuggler(NonStopTask):
         if known is not None and known == file_sha256(path):
             self.logger.warning('FileJuggler: publishing %s, recorded before '
                                 'the master stopped', filename)
+            _fsync(path)
             self.move_into_place(path, package, filename)
         else:
             self.logger.warning('FileJuggler: removing %s, staged but never '
@@ -262,12 +273,26 @@ class FileJuggler(NonStopTask):
     def new_transfer(self, address, slave_id):
         """A slave greets us (first, or again after losing messages): bind
         its address to the file it is expected to send and start (or
-        restart) fetching."""
+        restart) fetching.
+
+        SlaveDriver tells the slave to SEND without waiting for the EXPECT it
+        sent us, so a HELLO may come first: it is kept until the EXPECT
+        arrives. A slave whose file was refused is told DONE (its SENT then
+        fails to verify and the build fails).
+        """
+        if slave_id in self.refused:
+            self.refused.discard(slave_id)
+            self.file_queue.send_addr_msg(address, 'DONE')
+            raise TransferError('HELLO from slave {}, whose file was refused; '
+                                'told DONE'.format(slave_id))
         transfer = self.expected.get(slave_id)
         if transfer is None or transfer.failed:
+            if len(self.early) >= MAX_EARLY_HELLOS:
+                self.early.pop(next(iter(self.early)))
+            self.early[slave_id] = address
             raise TransferError(
-                'HELLO from slave {}, which has no file to send; '
-                'ignored'.format(slave_id))
+                'HELLO from slave {}, which has no file to send (yet); kept '
+                'until its file is expected'.format(slave_id))
         if transfer.address not in (None, address):
             self.by_address.pop(transfer.address, None)
         elif transfer.address is not None:
@@ -340,19 +365,58 @@ class FileJuggler(NonStopTask):
 
     # -- the fs queue ---------------------------------------------------------
 
-    def handle_fs_request(self, queue):
-        """Answer one request from an :class:`FsClient`."""
-        address, msg, data = queue.recv_addr_msg()
-        handler = getattr(self, 'do_{}'.format(msg.lower()))
+    def handle_fs_request(self, queue, limit=100):
+        """Answer the requests waiting from :class:`FsClient` instances and
+        SlaveDriver (up to *limit*). PUBLISH requests are answered last,
+        together: their files are flushed to disk with one sync for the lot
+        before they are renamed into place."""
+        for _ in range(limit):
+            try:
+                address, msg, data = queue.recv_addr_msg(transport.NOBLOCK)
+            except transport.Again:
+                break
+            except protocols.ProtocolError as exc:
+                self.protocol_errors += 1
+                self.logger.error('FileJuggler: invalid request ignored: %s',
+                                  exc)
+                continue
+            if msg == 'PUBLISH':
+                self.publishing.append((address, data))
+                continue
+            self.answer(address, msg, getattr(self, 'do_' + msg.lower()),
+                        data)
+        if self.publishing:
+            self.publish_all()
+
+    def answer(self, address, msg, handler, *args):
+        """Reply to request *msg* from *address* with what *handler(*args)*
+        returns, or with the error it raised."""
         try:
-            reply = handler(data)
+            reply = handler(*args)
         except TransferRetry as exc:
-            queue.send_addr_msg(address, 'RETRY', str(exc)[:2000])
+            self.fs_queue.send_addr_msg(address, 'RETRY', str(exc)[:2000])
         except (PiwheelsError, OSError) as exc:
             self.logger.error('FileJuggler: %s failed: %s', msg, exc)
-            queue.send_addr_msg(address, 'ERROR', str(exc)[:2000] or msg)
+            self.fs_queue.send_addr_msg(address, 'ERROR',
+                                        str(exc)[:2000] or msg)
         else:
-            queue.send_addr_msg(address, msg, reply)
+            self.fs_queue.send_addr_msg(address, msg, reply)
+
+    def publish_all(self):
+        """Flush the staged files of the waiting PUBLISH requests to disk,
+        then move each into place and answer it."""
+        requests, self.publishing = self.publishing, []
+        paths = [
+            self.staged.get((staged.slave_id, staged.filename))
+            for address, staged in requests]
+        if len(paths) > SYNC_EACH_LIMIT:
+            syncfs(self.incoming)
+        else:
+            for path in paths:
+                if path is not None:
+                    _fsync(path)
+        for address, staged in requests:
+            self.answer(address, 'PUBLISH', self.do_publish, staged)
 
     def do_expect(self, expect):
         """Prepare to receive *expect.file* from slave *expect.slave_id*
@@ -360,9 +424,22 @@ class FileJuggler(NonStopTask):
 
         :raises TransferError: if the file is over the size cap.
         """
-        self.do_abort(expect.slave_id)
-        self.expected[expect.slave_id] = Transfer(
-            expect.slave_id, expect.file, self.incoming, self.max_file_size)
+        slave_id = expect.slave_id
+        self.do_abort(slave_id)
+        self.refused.discard(slave_id)
+        try:
+            self.expected[slave_id] = Transfer(
+                slave_id, expect.file, self.incoming, self.max_file_size)
+        except (TransferError, OSError):
+            address = self.early.pop(slave_id, None)
+            if address is None:
+                self.refused.add(slave_id)
+            else:
+                self.file_queue.send_addr_msg(address, 'DONE')
+            raise
+        address = self.early.pop(slave_id, None)
+        if address is not None:
+            self.new_transfer(address, slave_id)
         return protocols.NoData
 
     def do_abort(self, slave_id):
@@ -430,7 +507,8 @@ class FileJuggler(NonStopTask):
         return protocols.NoData
 
     def do_publish(self, staged):
-        """Move a staged file into the output."""
+        """Move a staged file (already flushed to disk by
+        :meth:`publish_all`) into the output."""
         try:
             path = self.staged.pop((staged.slave_id, staged.filename))
         except KeyError:
@@ -462,7 +540,6 @@ class FileJuggler(NonStopTask):
         target = self.output.wheel_path(package, filename)
         self.output.make_dir(os.path.dirname(target))
         os.chmod(path, 0o644)
-        _fsync(path)
         os.rename(path, target)
         self.logger.info('FileJuggler: published %s', filename)
 

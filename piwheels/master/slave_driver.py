@@ -447,25 +447,20 @@ class SlaveDriver(PausingTask):
         build.files.clear()
 
     def send_next(self, slave):
-        """Ask for the build's next wheel (SEND, once FileJuggler expects
-        it), or finish (DONE). Returns the reply, or None when it will be
-        sent later."""
+        """Ask for the build's next wheel (SEND), or finish (DONE).
+
+        FileJuggler is told to EXPECT the file without waiting for its
+        answer: it keeps a HELLO that beats the EXPECT, and if it refuses the
+        file the transfer ends at once and fails to verify.
+        """
         build = slave.build
         filename = build.next_file
         if filename is None:
             self.finish(slave)
             return 'DONE', NoData
-
-        def expected(msg, data):
-            if msg == 'ERROR':
-                self.fail(build, 'error', 'transfer refused: ' + data)
-                self.finish(slave)
-                self.reply(slave, 'DONE', NoData)
-            else:
-                self.reply(slave, 'SEND', filename)
         self.fs_request('EXPECT', protocols.ExpectFile(
-            slave.slave_id, build.files[filename]), expected)
-        return None
+            slave.slave_id, build.files[filename]))
+        return 'SEND', filename
 
     def do_sent(self, slave):
         """The slave sent the wheel asked for: have FileJuggler verify it,
@@ -490,9 +485,7 @@ class SlaveDriver(PausingTask):
                 self.reply(slave, 'DONE', NoData)
             else:
                 build.files[filename].verified()
-                reply = self.send_next(slave)
-                if reply is not None:
-                    self.reply(slave, *reply)
+                self.reply(slave, *self.send_next(slave))
         self.fs_request('CHECK', protocols.VerifyFile(
             slave.slave_id, build.package), checked)
         return None

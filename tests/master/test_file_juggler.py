@@ -242,3 +242,30 @@ def test_file_juggler_recovery_after_crash(master_config, with_build_abis):
     with open(published(master_config), 'rb') as f:
         assert f.read() == recorded
     assert not os.path.exists(published(master_config, other))
+
+
+def test_file_juggler_hello_before_expect_is_kept(master_config, juggler, fs,
+                                                  slave):
+    slave.send('HELLO', 1)
+    juggler.poll(1)
+    assert not slave.socket.poll(0.2)
+    fs('EXPECT', protocols.ExpectFile(1, built_file()))
+    # the juggler starts fetching at once: no second HELLO needed
+    while True:
+        poll_until(juggler, lambda: slave.socket.poll(0))
+        msg, fetch = slave.recv()
+        if msg == 'DONE':
+            break
+        slave.send('CHUNK', protocols.Chunk(
+            fetch.offset, CONTENT[fetch.offset:fetch.offset + fetch.length]))
+    assert fs('CHECK', protocols.VerifyFile(1, 'foo'))[0] == 'CHECK'
+
+
+def test_file_juggler_refused_file_ends_transfer(master_config, juggler, fs,
+                                                 slave):
+    big = built_file()._replace(filesize=master_config.max_file_size + 1)
+    assert fs('EXPECT', protocols.ExpectFile(1, big))[0] == 'ERROR'
+    slave.send('HELLO', 1)
+    poll_until(juggler, lambda: slave.socket.poll(0))
+    assert slave.recv() == ('DONE', protocols.NoData)
+    assert fs('CHECK', protocols.VerifyFile(1, 'foo'))[0] == 'ERROR'

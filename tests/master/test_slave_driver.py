@@ -74,6 +74,12 @@ def queue_builds(master_config, peer, driver, *versions, abi='cp311'):
     poll_until(driver, lambda: driver.queues.get(abi))
 
 
+def recv_polling(driver, queue):
+    """Receive from *queue* what SlaveDriver sends once it has run."""
+    poll_until(driver, lambda: queue.socket.poll(0))
+    return queue.recv()
+
+
 def builds(with_build_abis):
     return run_sql(with_build_abis[0],
                    "SELECT package, version, abi_tag, status, failure "
@@ -122,7 +128,8 @@ def test_slave_driver_build_transfer_and_publish(
     with open(published, 'rb') as f:
         assert f.read() == content
     assert builds(with_build_abis) == [('foo', '0.1', 'cp311', True, None)]
-    requests = [queues.web.recv(), queues.web.recv()]
+    requests = [recv_polling(driver, queues.web),
+                recv_polling(driver, queues.web)]
     assert requests[0][0] == 'LOG' and requests[0][1].output == 'build log'
     assert requests[1] == ('BOTH', 'foo')
     assert os.listdir(os.path.join(master_config.output_path,
@@ -142,9 +149,9 @@ def test_slave_driver_failed_build_recorded(
     assert reply == ('DONE', protocols.NoData)
     poll_until(driver, lambda: builds(with_build_abis))
     assert builds(with_build_abis) == [('foo', '0.1', 'cp311', False, 'error')]
-    log = queues.web.recv()
+    log = recv_polling(driver, queues.web)
     assert log[0] == 'LOG' and log[1].output == 'it broke'
-    assert queues.web.recv() == ('PROJECT', 'foo')
+    assert recv_polling(driver, queues.web) == ('PROJECT', 'foo')
 
 
 def test_slave_driver_never_hands_one_version_to_two_slaves(
