@@ -51,7 +51,8 @@ class SlaveDriver(PausingTask):
       (:data:`~piwheels.protocols.the_architect`), from TheArchitect;
     * ``delete_queue``: PULL, binds ``config.deletions_queue``
       (:data:`~piwheels.protocols.slave_driver_deletions`);
-    * ``db_queues``: DEALERs (one per TheOracle), connect ``config.db_queue``
+    * ``db_queues``: DEALERs (one per TheOracle but one), connect
+      ``config.db_queue``
       (:data:`~piwheels.protocols.the_oracle`): LOGBUILDS, asynchronously,
       one batch in flight on each;
     * ``status_queue``: PUSH, connects ``config.int_status_queue``
@@ -87,9 +88,10 @@ class SlaveDriver(PausingTask):
             transport.PULL, protocol=protocols.slave_driver_deletions)
         self.delete_queue.bind(config.deletions_queue)
         # one queue per batch in flight, so each reply is known by the
-        # queue it comes back on; as many batches as there are TheOracles
+        # queue it comes back on; one TheOracle is left for the other
+        # tasks' requests (TheArchitect's above all)
         self.db_queues = []
-        for _ in range(config.oracles):
+        for _ in range(max(1, config.oracles - 1)):
             queue = self.socket(
                 transport.DEALER, protocol=protocols.the_oracle.reversed())
             queue.connect(config.db_queue)
