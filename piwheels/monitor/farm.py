@@ -139,15 +139,15 @@ class SlaveView:
 
     def display_state(self, now):
         """Return the state to show at *now* (UTC): the last message's,
-        or ``long build`` and ``silent`` when time says so."""
-        if self.state == 'building' and self.build_started is not None:
-            building = now - self.build_started
-            if LONG_BUILD < building < LONGEST_SHOWN:
-                return 'long build'
+        or ``silent`` and ``long build`` when time says so."""
         if (self.state not in ('gone', 'terminating')
                 and self.last_seen is not None
                 and SLAVE_SILENCE < now - self.last_seen < LONGEST_SHOWN):
             return 'silent'
+        if self.state == 'building' and self.build_started is not None:
+            building = now - self.build_started
+            if LONG_BUILD < building < LONGEST_SHOWN:
+                return 'long build'
         return self.state
 
     def build_text(self):
