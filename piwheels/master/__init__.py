@@ -11,6 +11,7 @@ QUIT from a monitor, stops every task in reverse order and exits.
 import importlib
 import signal
 import socket
+import time
 from datetime import datetime, timedelta, timezone
 
 from .. import __version__, protocols, transport
@@ -36,6 +37,10 @@ TASKS = [
     ('piwheels.master.cloud_gazer', 'CloudGazer', None),
     ('piwheels.master.lumberjack', 'Lumberjack', None),
 ]
+
+#: how long the master waits for its tasks to stop, in all and each
+STOP_TIMEOUT = timedelta(seconds=30)
+STOP_TASK_TIMEOUT = timedelta(seconds=10)
 
 #: how long a KILL of every slave waits for them to leave before the master
 #: quits too
@@ -281,13 +286,20 @@ class PiWheelsMaster(Command):
 
     def stop_tasks(self):
         """Stop the tasks newest first, each before the tasks it depends on
-        (a task waiting on another's reply must not find it gone)."""
+        (a task waiting on another's reply must not find it gone). A task
+        that does not stop in time is left behind (tasks are daemon
+        threads), so the master always exits within :data:`STOP_TIMEOUT`
+        or so."""
+        deadline = time.monotonic() + STOP_TIMEOUT.total_seconds()
         for task in reversed(self.tasks):
             if task.is_alive():
                 task.quit()
-                task.join(timeout=30)
+                task.join(timeout=max(1, min(
+                    STOP_TASK_TIMEOUT.total_seconds(),
+                    deadline - time.monotonic())))
             if task.is_alive():
-                self.logger.error('%s did not stop within 30s', task.name)
+                self.logger.error('%s did not stop in time; left behind',
+                                  task.name)
 
     def failed_tasks(self):
         return [task for task in self.tasks if task.failure is not None]

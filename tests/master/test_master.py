@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -96,7 +97,10 @@ def test_master_bad_option_is_one_line_error(tmp_path, ipc_dir):
 
 def test_master_ready_recovers_and_quits_on_request(running_master, peer):
     process, args, output = running_master
-    # what a crash left in the output is gone
+    # what a crash left in the output goes as FileJuggler starts
+    deadline = time.monotonic() + 10
+    while os.listdir(str(output / '.incoming')) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert os.listdir(str(output / '.incoming')) == []
     status = transport.Context.instance().socket(
         transport.SUB, protocol=protocols.monitor_status.reversed())

@@ -86,12 +86,12 @@ def builds(with_build_abis):
                    "FROM builds ORDER BY build_id")
 
 
-def test_slave_driver_hello_clamps_build_timeout(driver, slaves):
+def test_slave_driver_hello_clamps_build_timeout(master_config, driver, slaves):
     slave = slaves()
     msg, ack = slave.hello(driver, build_timeout=timedelta(hours=10))
     assert msg == 'ACK'
     assert ack.build_timeout == timedelta(hours=3)
-    assert ack.pypi_url == 'https://pypi.org/simple'
+    assert ack.pypi_url == master_config.pypi_simple
 
 
 def test_slave_driver_rejects_other_version(driver, slaves, caplog):
