@@ -261,8 +261,9 @@ class PageRenderer:
             if file.uploaded is not None:
                 entry['upload-time'] = iso8601(file.uploaded)
             if file.metadata_sha256:
+                # PEP 714: only the new name in JSON; the old one
+                # ("dist-info-metadata") makes pip 22.3 to 23.1 fail
                 entry['core-metadata'] = {'sha256': file.metadata_sha256}
-                entry['dist-info-metadata'] = {'sha256': file.metadata_sha256}
             files.append(entry)
         data = {
             'meta': {'api-version': API_VERSION},

@@ -186,7 +186,8 @@ def test_metadata_is_extracted_from_the_wheel(with_build, scribe, secretary, out
     assert 'data-core-metadata="sha256={}"'.format(digest) in page
     [entry] = json.loads(read(output, 'simple', 'foo', 'index.json'))['files']
     assert entry['core-metadata'] == {'sha256': digest}
-    assert entry['dist-info-metadata'] == {'sha256': digest}
+    # PEP 714: the old name would make older pips fail on the JSON form
+    assert 'dist-info-metadata' not in entry
 
 
 def test_yanked_versions_carry_their_reason(with_build, superuser_sql, scribe,
