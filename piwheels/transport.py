@@ -15,6 +15,7 @@ bytes. This is what protects Debian's cbor2 5.4, which recurses without
 limit; newer cbor2 is also given its own ``max_depth``.
 """
 
+import itertools
 import logging
 import struct
 from datetime import datetime, timedelta, timezone
@@ -53,6 +54,9 @@ DEFAULT_LINGER = 1.0
 
 #: The only CBOR tag we accept: 1, a datetime as seconds since the epoch.
 EPOCH_TAG = 1
+
+#: Numbers the queues of :meth:`Socket.connection_events`.
+_connection_events = itertools.count()
 
 #: Byte strings from this size on are decoded without cbor2 and frames from
 #: this size on are sent and received without copying.
@@ -388,6 +392,7 @@ class Socket:
             name='unspecified')
         self._logger = logger
         self._name = self._protocol.name or 'queue'
+        self._monitored = False
         self.protocol_errors = 0
         if max_size is None:
             max_size = self._protocol.max_size
@@ -448,6 +453,8 @@ class Socket:
         """Close the socket, waiting up to *linger* seconds (default: the
         linger given at creation, :data:`DEFAULT_LINGER`) to flush unsent
         messages."""
+        if self._monitored:
+            self._socket.disable_monitor()
         self._socket.close(linger=_seconds_to_ms(linger))
 
     def subscribe(self, topic=''):
@@ -466,9 +473,15 @@ class Socket:
         """Return a PAIR :class:`Socket` on which ZeroMQ reports this
         socket's connections being made and lost (read them with
         :meth:`recv_event`). Monitors use it to notice a master going away
-        and coming back. Close it before this socket."""
+        and coming back. Close it after this socket."""
+        # pyzmq would name the events' queue after the socket's file
+        # descriptor, which a socket opened after this one is closed may
+        # reuse while the old queue lingers: each gets a name of its own
+        address = 'inproc://piwheels-connection-events-{}'.format(
+            next(_connection_events))
+        self._monitored = True
         return Socket(self._socket.get_monitor_socket(
-            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED), linger=0)
+            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED, address), linger=0)
 
     def recv_event(self, flags=0, *, timeout=None):
         """Receive one event from a :meth:`connection_events` socket:

@@ -81,8 +81,8 @@ class MasterLink:
 
     def close(self):
         """Close the queues."""
-        self.events_queue.close()
         self.status_queue.close(linger=0)
+        self.events_queue.close()
         self.control_queue.close()
 
     def poll(self, timeout=0):

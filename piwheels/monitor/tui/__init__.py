@@ -72,16 +72,20 @@ class MonitorUI:
         self.message = urwid.Text('')
         self.slave_list = urwid.SimpleFocusListWalker([])
         self.stats = urwid.Text('')
-        buttons = [
-            self.button('Pause (p)', self.pause),
-            self.button('Resume (r)', self.resume),
-            self.button('Kill slave (k)', self.kill),
-            self.button('Skip build (s)', self.skip),
-            self.button('Terminate master (t)', self.terminate),
-            self.button('Quit (q)', self.quit),
-        ]
-        self.controls = urwid.GridFlow(buttons, cell_width=24, h_sep=1,
-                                       v_sep=0, align='center')
+        # two rows of three (a GridFlow would wrap them by itself, but
+        # urwid 5 draws a wrapped GridFlow one row short in a Pile)
+        self.controls = urwid.Pile([
+            urwid.Columns([
+                self.button('Pause (p)', self.pause),
+                self.button('Resume (r)', self.resume),
+                self.button('Terminate (t)', self.terminate),
+            ], dividechars=1),
+            urwid.Columns([
+                self.button('Kill slave (k)', self.kill),
+                self.button('Skip build (s)', self.skip),
+                self.button('Quit (q)', self.quit),
+            ], dividechars=1),
+        ])
         self.body = urwid.Pile([
             ('weight', 1, urwid.LineBox(urwid.Frame(
                 urwid.ListBox(self.slave_list), header=TableHeader()),
@@ -154,8 +158,8 @@ class MonitorUI:
             parts.append(('header', ' | running'))
         parts.append(('header', ' | {} slaves'.format(len(farm.slaves))))
         if farm.bad_messages:
-            parts.append(('header', ' | {} status messages not '
-                          'understood'.format(farm.bad_messages)))
+            parts.append(('header', ' | {} message{} not understood'.format(
+                farm.bad_messages, '' if farm.bad_messages == 1 else 's')))
         return parts
 
     def say(self, text):
@@ -228,10 +232,10 @@ class MonitorUI:
             urwid.Text('Terminate the master?\nThe slaves wait for it to '
                        'be started again.', align='center'),
             urwid.Divider(),
-            urwid.GridFlow([
+            urwid.Columns([
                 self.button('Yes (y)', lambda: self.answer_terminate('y')),
                 self.button('No (n)', lambda: self.answer_terminate('n')),
-            ], cell_width=11, h_sep=2, v_sep=0, align='center'),
+            ], dividechars=2),
         ]), title='Terminate')
         self.guard.show(urwid.Overlay(question, self.main, 'center', 50,
                                       'middle', 'pack'))
