@@ -102,13 +102,36 @@ def place_metadata(scribe):
     return count
 
 
-def full_rewrite(scribe):
-    """Run a full rewrite to its end; return the seconds it took."""
+def backend_cpu(cluster):
+    """Return the CPU seconds used so far by the database server processes
+    serving the benchmark's database."""
+    pids = cluster.psql(
+        "SELECT pid FROM pg_stat_activity WHERE datname = 'piwbench' "
+        "AND pid <> pg_backend_pid()", database='piwbench')
+    total = 0
+    ticks = os.sysconf('SC_CLK_TCK')
+    for pid in pids.split():
+        try:
+            with open('/proc/{}/stat'.format(pid)) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def full_rewrite(scribe, cluster):
+    """Run a full rewrite to its end; return (wall seconds, CPU seconds of
+    this process, CPU seconds of the database server)."""
     scribe.start_rewrite(both=True)
+    scribe.continue_rewrite()  # connects the prefetcher, so its server is counted
+    db_before = backend_cpu(cluster)
+    cpu_before = time.process_time()
     start = time.perf_counter()
     while scribe.rewrite:
         scribe.continue_rewrite()
-    return time.perf_counter() - start
+    return (time.perf_counter() - start, time.process_time() - cpu_before,
+            backend_cpu(cluster) - db_before)
 
 
 def main(args=None):
@@ -116,7 +139,8 @@ def main(args=None):
     parser.add_argument('--packages', type=int, default=20000,
                         help='synthetic packages in the database (default: 20000)')
     parser.add_argument('--keep', metavar='DIR',
-                        help='work in DIR and leave it behind (default: a '
+                        help='work in DIR and leave it behind; a database left '
+                        'there by an earlier run is used again (default: a '
                         'temporary directory, removed)')
     config = parser.parse_args(args)
     # /var/tmp rather than /tmp: the output belongs on a disk like the one
@@ -125,13 +149,18 @@ def main(args=None):
     work = config.keep or tempfile.mkdtemp(
         prefix='piwbench-', dir=os.environ.get('TMPDIR', '/var/tmp'))
     os.makedirs(work, exist_ok=True)
+    reuse = os.path.isdir(os.path.join(work, 'cluster'))
     cluster = PrivateCluster(os.path.join(work, 'cluster')).start()
     try:
         started = time.perf_counter()
-        dsn = setup_database(cluster, config.packages)
-        print('database of {:,} packages made in {:.1f}s'.format(
-            config.packages, time.perf_counter() - started))
+        if reuse:
+            dsn = cluster.dsn(user=USER, password=PASSWORD, database='piwbench')
+        else:
+            dsn = setup_database(cluster, config.packages)
+            print('database of {:,} packages made in {:.1f}s'.format(
+                config.packages, time.perf_counter() - started))
         output = os.path.join(work, 'www')
+        shutil.rmtree(output, ignore_errors=True)
         scribe = TheScribe(PiWheelsMaster().parse_args([
             '-c', os.devnull, '--dsn', dsn, '--output-path', output,
             '--site-url', 'https://example.org']))
@@ -140,9 +169,15 @@ def main(args=None):
             print('{:,} .metadata files placed beside the wheels'.format(place_metadata(scribe)))
             packages = len(scribe.packages)
             for label in ('into an empty output', 'over the unchanged output'):
-                seconds = full_rewrite(scribe)
+                print('load average before: {:.1f}'.format(os.getloadavg()[0]))
+                wall, cpu, db_cpu = full_rewrite(scribe, cluster)
                 print('full rewrite {}: {:,} packages in {:.2f}s = {:,.0f} packages/s'.format(
-                    label, packages, seconds, packages / seconds))
+                    label, packages, wall, packages / wall))
+                print('  CPU per package: scribe {:.3f} ms, database server {:.3f} ms; '
+                      'on two otherwise idle cores (the two run in parallel): '
+                      '{:,.0f} packages/s'.format(
+                          cpu / packages * 1000, db_cpu / packages * 1000,
+                          packages / max(cpu, db_cpu, (cpu + db_cpu) / 2)))
         finally:
             scribe.close()
     finally:

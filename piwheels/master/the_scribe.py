@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from .. import protocols, transport
 from ..exc import PiwheelsError, ProtocolError
 from ..tasks import PauseableTask
-from .db import Database
+from .db import DELETED, Database
 from .output import (
     OutputError, WebOutput, canonicalize, check_filename, extract_metadata,
     read_file, wheel_version, wheel_version_tag)
@@ -105,9 +105,8 @@ class TheScribe(PauseableTask):
     def once(self):
         self.db = Database(self.config.dsn)
         self.setup_output_path()
-        self.packages = {
-            canonicalize(package) for package in self.db.get_all_packages()
-        }
+        # the search index lists every package but those being deleted
+        self.packages = set(self._valid_names(self.db.get_search_index()))
         self.root_stale = True
         self.write_root_index()
         self.load_rewrite()
@@ -315,10 +314,22 @@ class TheScribe(PauseableTask):
         with self.output.batch() as batch:
             self.stage_pages(batch, package, data, both=both, exclude=exclude)
 
+    def _valid_names(self, packages):
+        for package in packages:
+            try:
+                yield canonicalize(package)
+            except OutputError as exc:
+                self.logger.warning('%s: %s', self.name, exc)
+
     def stage_pages(self, batch, package, data, *, both, exclude=None):
         """Stage the pages of *package* from its *data* (as returned by
-        :meth:`Database.get_project_data`) in *batch*."""
+        :meth:`Database.get_project_data`) in *batch*. A package marked for
+        deletion gets no pages (its DELPKG removes them)."""
         canon = canonicalize(package)
+        if data['skip'] == DELETED:
+            self.logger.info('%s: %s is being deleted; pages not written',
+                             self.name, canon)
+            return
         if canon not in self.packages:
             self.packages.add(canon)
             self.root_stale = True
@@ -352,7 +363,19 @@ class TheScribe(PauseableTask):
                         continue
                     batch.write(wheel + '.metadata', metadata)
                 result[filename] = hashlib.sha256(metadata).hexdigest()
+        self.remove_orphaned_metadata(directory)
         return result
+
+    def remove_orphaned_metadata(self, directory):
+        """Remove the ``.metadata`` files in *directory* whose wheel is gone
+        (FileJuggler removes the wheels of deleted builds)."""
+        try:
+            names = set(os.listdir(directory))
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.endswith('.whl.metadata') and name[:-len('.metadata')] not in names:
+                self.output.remove(os.path.join(directory, name))
 
     def write_package_index(self, batch, project):
         """Stage the simple index of *project* (a

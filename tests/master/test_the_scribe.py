@@ -1,6 +1,7 @@
 """Tests of TheScribe: the web output written from the test's PostgreSQL
 into a real output directory, driven over its real queue."""
 
+import argparse
 import gzip
 import hashlib
 import json
@@ -384,7 +385,11 @@ def test_full_rewrite_resumes_after_a_restart(with_build, superuser_sql, monkeyp
     assert state == {'both': True, 'after': 'baz'}
     written = sorted(os.listdir(os.path.join(output, 'project')))
     assert written == ['bar', 'baz']
-    second = TheScribe(master_config)
+    # a restarted master is a new process; here the first scribe's inproc
+    # address may not be free yet (ZeroMQ closes sockets in the background)
+    restarted = argparse.Namespace(**vars(master_config))
+    restarted.scribe_queue += '-restarted'
+    second = TheScribe(restarted)
     try:
         second.once()
         assert second.rewrite == {'both': True, 'after': 'baz'}
@@ -410,3 +415,27 @@ def test_get_project_data_many_matches_one_by_one(with_build, superuser_sql):
         assert many['bar']['aliases'] == ['BAR', 'Bar']
     finally:
         db.close()
+
+
+def test_packages_being_deleted_get_no_pages(with_build, superuser_sql, master_config,
+                                             output):
+    add_release(superuser_sql, 'gone', '1.0')
+    superuser_sql("UPDATE packages SET skip = 'deleted' WHERE package = 'gone'")
+    scribe = TheScribe(master_config)
+    try:
+        scribe.once()
+        assert b'gone/' not in read(output, 'simple', 'index.html')
+        scribe.write_packages({'gone': True, 'foo': True})
+    finally:
+        scribe.close()
+    assert not os.path.exists(os.path.join(output, 'project', 'gone'))
+    assert os.path.exists(os.path.join(output, 'project', 'foo', 'index.html'))
+
+
+def test_metadata_of_removed_wheels_goes(with_build, scribe, secretary, output):
+    place_wheel(output, 'foo', FOO_WHEEL)
+    send(scribe, secretary, 'BOTH', 'foo')
+    # the builds were removed: FileJuggler deleted the wheel, then BOTH
+    os.unlink(os.path.join(output, 'simple', 'foo', FOO_WHEEL))
+    send(scribe, secretary, 'BOTH', 'foo')
+    assert not os.path.exists(os.path.join(output, 'simple', 'foo', FOO_WHEEL + '.metadata'))

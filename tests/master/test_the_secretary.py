@@ -1,6 +1,7 @@
 """Tests of TheSecretary: requests over its real queues, its saved state in
 the test's PostgreSQL through real Seraph and TheOracle threads."""
 
+import argparse
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -173,7 +174,11 @@ def test_held_requests_survive_a_restart(master_config, backend, scribe, monkeyp
                                       'ORDER BY package')
     assert rows == [('bar', 'BOTH'), ('foo', 'PROJECT')]
     monkeypatch.setattr(the_secretary, 'DELAY', timedelta(0))
-    second = TheSecretary(master_config)
+    # a restarted master is a new process; here the first secretary's inproc
+    # address may not be free yet (ZeroMQ closes sockets in the background)
+    restarted = argparse.Namespace(**vars(master_config))
+    restarted.web_queue += '-restarted'
+    second = TheSecretary(restarted)
     try:
         second.once()
         assert list(second.buffer) == ['foo', 'bar']
