@@ -944,25 +944,36 @@ AS $sql$
 $sql$;
 
 -- Up to lim pending versions per active ABI, most downloaded package first,
--- then newest release first
+-- then newest release first: one row per ABI (in Python version order) with
+-- the packages and versions in two arrays of the same order
 CREATE FUNCTION get_build_queue(lim INTEGER)
-    RETURNS TABLE (abi_tag VARCHAR, package VARCHAR, version VARCHAR)
+    RETURNS TABLE (abi_tag VARCHAR, packages VARCHAR[], versions VARCHAR[])
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $sql$
-    SELECT a.abi_tag, q.package, q.version
+    SELECT
+        a.abi_tag,
+        coalesce(q.packages, '{}'),
+        coalesce(q.versions, '{}')
     FROM
         build_abis a
         CROSS JOIN LATERAL (
-            SELECT q.package, q.version, q.priority, q.released
-            FROM build_queue q
-            WHERE q.abi_tag = a.abi_tag
-            ORDER BY q.priority DESC, q.released DESC, q.package, q.version
-            LIMIT lim
+            SELECT
+                array_agg(top.package ORDER BY
+                    top.priority DESC, top.released DESC, top.package, top.version)
+                    AS packages,
+                array_agg(top.version ORDER BY
+                    top.priority DESC, top.released DESC, top.package, top.version)
+                    AS versions
+            FROM (
+                SELECT q.package, q.version, q.priority, q.released
+                FROM build_queue q
+                WHERE q.abi_tag = a.abi_tag
+                ORDER BY q.priority DESC, q.released DESC, q.package, q.version
+                LIMIT lim
+            ) AS top
         ) AS q
     WHERE a.skip = ''
-    ORDER BY
-        abi_python_version(a.abi_tag), a.abi_tag,
-        q.priority DESC, q.released DESC, q.package, q.version;
+    ORDER BY abi_python_version(a.abi_tag), a.abi_tag;
 $sql$;
 
 -- The statistics that need more than the master may read

@@ -377,14 +377,11 @@ class Database:
         ``max_build_attempts()`` builds were tried)."""
         with self._transaction() as conn:
             queue = {
-                abi: [] for abi in conn.execute(text(
-                    "SELECT abi_tag FROM build_abis WHERE skip = '' "
-                    "ORDER BY abi_python_version(abi_tag), abi_tag")).scalars()
+                abi: list(zip(packages, versions))
+                for abi, packages, versions in conn.execute(text(
+                    "SELECT abi_tag, packages, versions FROM get_build_queue(:limit)"),
+                    {'limit': limit})
             }
-            for abi, package, version in conn.execute(
-                    text("SELECT abi_tag, package, version FROM get_build_queue(:limit)"),
-                    {'limit': limit}):
-                queue[abi].append((package, version))
         return queue
 
     def log_build(self, build):
