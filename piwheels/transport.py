@@ -17,6 +17,7 @@ limit; newer cbor2 is also given its own ``max_depth``.
 
 import itertools
 import logging
+import os
 import struct
 from datetime import datetime, timedelta, timezone
 
@@ -438,8 +439,16 @@ class Socket:
         self._socket.hwm = value
 
     def bind(self, address):
-        """Bind the socket to listen on *address*."""
+        """Bind the socket to listen on *address*.
+
+        An ``ipc://`` socket file is made readable and writable by its group
+        (mode 0660), whatever the process's umask: local tools such as
+        piw-logger under Apache or an operator's piw-monitor reach the
+        master through group membership, never through world access.
+        """
         self._socket.bind(address)
+        if address.startswith('ipc://'):
+            os.chmod(address[len('ipc://'):], 0o660)
 
     def bind_to_random_port(self, address):
         """Bind to a free port of *address* (``tcp://host``); return it."""

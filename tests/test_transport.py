@@ -1,5 +1,6 @@
 """Tests for piwheels.transport: real ZeroMQ sockets, CBOR, validation."""
 
+import os
 import sys
 from datetime import datetime, timedelta, timezone
 from typing import List, NamedTuple, Optional, Set, Tuple
@@ -444,3 +445,19 @@ def test_transport_large_chunk_over_tcp(zmq_context):
     assert type(chunk.data) is bytes
     dealer.close()
     router.close()
+
+
+def test_transport_ipc_socket_is_group_writable(zmq_context, ipc_address):
+    # under a umask of 0022 the socket file would be 0755 and Apache's
+    # piw-logger (in the piwheels group) could not connect to the master
+    old = os.umask(0o022)
+    try:
+        sock = zmq_context.socket(transport.PULL)
+        sock.bind(ipc_address)
+    finally:
+        os.umask(old)
+    try:
+        mode = os.stat(ipc_address[len('ipc://'):]).st_mode & 0o777
+        assert mode == 0o660
+    finally:
+        sock.close(linger=0)
