@@ -188,10 +188,11 @@ class SlaveRow(urwid.Widget):
         return urwid.Text(markup, wrap='clip').render(size)
 
     def keypress(self, size, key):
+        """A row takes no keys: they go on to the list and the hot-keys."""
         return key
 
     def mouse_event(self, size, event, button, col, row, focus):
-        # a click selects the row (the list box moves the focus to it)
+        """A click selects the row (the list box moves the focus to it)."""
         return True
 
 
@@ -253,11 +254,14 @@ class SizeGuard(urwid.WidgetWrap):
         return urwid.Filler(note, valign='top').render(size)
 
     def keypress(self, size, key):
+        """Keys reach the widget only when it is drawn (hot-keys always
+        work)."""
         if self.too_small(size):
             return key
         return super().keypress(size, key)
 
     def mouse_event(self, size, event, button, col, row, focus):
+        """Clicks reach the widget only when it is drawn."""
         if self.too_small(size):
             return False
         return super().mouse_event(size, event, button, col, row, focus)
