@@ -17,10 +17,13 @@ q      quit the monitor (the master carries on)
 =====  ==========================================================
 """
 
+import sys
+
 import urwid
 
 from ..farm import FarmView, utcnow
 from ..link import MasterLink, add_queue_options
+from ...exc import ConfigError
 from ...protocols import NoData
 from ...terminal import Command
 from .widgets import (
@@ -48,6 +51,8 @@ class PiWheelsMonitor(Command):
         return parser
 
     def run(self, config):
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise ConfigError('piw-monitor must be run in a terminal')
         farm = FarmView()
         link = MasterLink(config.status_queue, config.control_queue, farm)
         try:
