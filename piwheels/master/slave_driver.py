@@ -185,8 +185,18 @@ class SlaveDriver(PausingTask):
                     self.sleeping.discard(slave.slave_id)
 
     def replay_slaves(self):
+        """Tell the monitors each slave's HELLO, the build it is on (when it
+        began), its last statistics (when they came) and the last reply,
+        so a monitor that just arrived sees what the others see."""
         for address, slave in self.slaves.items():
             self.status(slave, 'HELLO', self.hellos[address])
+            last_reply = slave.reply[0] if slave.reply else None
+            if slave.build_request is not None and last_reply != 'BUILD':
+                self.status(slave, 'BUILD', slave.build_request,
+                            slave.build_started)
+            if slave.request is not None and slave.request[0] in (
+                    'IDLE', 'BUSY'):
+                self.status(slave, *slave.request, at=slave.last_seen)
             if slave.reply is not None:
                 self.status(slave, *slave.reply)
 
@@ -528,9 +538,10 @@ class SlaveDriver(PausingTask):
         self.forget(slave, 'left')
         return None
 
-    def status(self, slave, action, data):
-        """Tell the monitors about a message to or from *slave* (a build
-        log is left out: monitors don't show it).
+    def status(self, slave, action, data, at=None):
+        """Tell the monitors about a message to or from *slave* that passed
+        *at* (default: now); a build log is left out: monitors don't show
+        it.
 
         The event is encoded without validating it again: its data is a
         request that passed validation on arrival or a reply that passed it
@@ -539,7 +550,7 @@ class SlaveDriver(PausingTask):
         if action == 'BUILT':
             data = data._replace(output='')
         event = protocols.SlaveEvent(
-            slave.slave_id, utcnow(), action,
+            slave.slave_id, at or utcnow(), action,
             None if data is NoData else data)
         try:
             self.status_queue.send(transport.encode('SLAVE', event),

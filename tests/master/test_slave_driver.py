@@ -358,3 +358,30 @@ def test_slave_driver_corrupt_transfer_sent_again_then_fails(
         ('foo', '0.1', 'cp311', False, 'network')]
     assert not os.path.exists(os.path.join(master_config.output_path, 'simple'))
     assert os.listdir(os.path.join(master_config.output_path, '.incoming')) == []
+
+
+def test_slave_driver_replays_slaves_for_a_new_monitor(
+        master_config, with_build_abis, driver, slaves, queues, peer):
+    add_version(with_build_abis[0])
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    slave = slaves()
+    slave.hello(driver)
+    slave.request('IDLE', stats(), driver)
+    busy = stats()
+    assert slave.request('BUSY', busy, driver) == ('CONT', protocols.NoData)
+    events = [queues.status.recv()[1] for _ in range(6)]
+    assert [event.action for event in events] == [
+        'HELLO', 'ACK', 'IDLE', 'BUILD', 'BUSY', 'CONT']
+    state, = driver.slaves.values()
+    asked = datetime.now(timezone.utc)
+    driver.list_slaves()
+    driver.poll(1)
+    # the monitor learns the build and when it began, and the last
+    # statistics and when they came, not just the last reply
+    replayed = [queues.status.recv()[1] for _ in range(4)]
+    assert [event.action for event in replayed] == [
+        'HELLO', 'BUILD', 'BUSY', 'CONT']
+    assert tuple(replayed[1].data) == ('foo', '0.1')
+    assert replayed[1].timestamp == state.build_started < asked
+    assert replayed[2].data == busy
+    assert replayed[2].timestamp == state.last_seen < asked

@@ -194,3 +194,19 @@ def test_formats_show_absurd_values_as_unknown():
         assert format_temperature(temperature) == '?'
     assert format_temperature(None) == '-'
     assert format_size(None) == '-'
+
+
+def test_farm_learns_a_build_in_progress_from_a_replay():
+    farm = FarmView()
+    began = utcnow() - timedelta(minutes=7)
+    # what SlaveDriver replays to a monitor arriving mid-build
+    event(farm, 2, 'HELLO', slave_hello('pi-2'))
+    event(farm, 2, 'BUILD', protocols.BuildRequest('numpy', '1.26.4'), began)
+    event(farm, 2, 'BUSY', slave_stats(), began + timedelta(minutes=6))
+    event(farm, 2, 'CONT')
+    slave = farm.slaves[2]
+    assert slave.state == 'building'
+    assert slave.build_text() == 'numpy 1.26.4'
+    assert slave.build_duration(began + timedelta(minutes=7)) == \
+        timedelta(minutes=7)
+    assert slave.last_seen == began + timedelta(minutes=6)
