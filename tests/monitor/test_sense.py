@@ -541,3 +541,22 @@ def test_sense_program_on_the_emulator(screen, master, addresses):
         output = process.communicate()[0].decode('utf-8', 'replace')
         server.close()
     assert 'Traceback' not in output
+
+
+def test_sense_program_stops_on_sigterm(screen, addresses):
+    # no master: the ping row pulses red
+    process = subprocess.Popen(command_line(
+        'piwheels.monitor.sense', '-c', os.devnull, '--emulator',
+        '--status-queue', addresses[0], '--control-queue', addresses[1]),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: screen.get_pixels()[0][0] > 0, 'the ping row')
+        process.terminate()
+        assert process.wait(60) == 0
+        assert screen.get_pixels() == [[0, 0, 0]] * 64
+    finally:
+        if process.poll() is None:
+            process.kill()
+        output = process.communicate()[0].decode('utf-8', 'replace')
+    assert 'Traceback' not in output

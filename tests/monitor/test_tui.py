@@ -2,6 +2,8 @@
 keys and mouse clicks through its widgets, commands reaching a scripted
 master, and the program in tmux fed status messages it cannot understand."""
 
+import os
+import signal
 from datetime import timedelta
 
 import pytest
@@ -270,6 +272,19 @@ def test_tui_program_survives_what_it_cannot_understand(master, addresses):
         terminal.resize(120, 30)
         terminal.wait_for_text('pi-odd')
         terminal.keys('q')
+        terminal.wait_for_text('[exited 0]')
+    finally:
+        terminal.close()
+
+
+def test_tui_program_stops_on_sigterm(addresses):
+    terminal = Terminal(command_line(
+        'piwheels.monitor.tui', '-c', '/dev/null',
+        '--status-queue', addresses[0], '--control-queue', addresses[1]),
+        width=100, height=30)
+    try:
+        terminal.wait_for_text('waiting for it to answer')
+        os.kill(terminal.command_pid(), signal.SIGTERM)
         terminal.wait_for_text('[exited 0]')
     finally:
         terminal.close()

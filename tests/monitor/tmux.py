@@ -41,6 +41,14 @@ class Terminal:
         self.tmux('resize-window', '-t', 'monitor', '-x', str(width),
                   '-y', str(height))
 
+    def command_pid(self):
+        """The process id of the command (the child of the window's
+        shell)."""
+        shell = self.tmux('display-message', '-p', '-t', 'monitor',
+                          '#{pane_pid}').strip()
+        with open('/proc/{0}/task/{0}/children'.format(shell)) as f:
+            return int(f.read().split()[0])
+
     def screen(self):
         """Return what the window shows."""
         return self.tmux('capture-pane', '-p', '-t', 'monitor')

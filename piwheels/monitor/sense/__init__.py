@@ -68,7 +68,8 @@ def open_hat(emulator):
     try:
         return SenseHat()
     except OSError as exc:
-        raise ConfigError('no Sense HAT found ({})'.format(exc)) from None
+        raise ConfigError('unable to use the Sense HAT: {}'.format(
+            exc)) from None
 
 
 class PiWheelsSense(Command):

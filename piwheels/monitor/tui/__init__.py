@@ -17,6 +17,7 @@ q      quit the monitor (the master carries on)
 =====  ==========================================================
 """
 
+import signal
 import sys
 
 import urwid
@@ -55,11 +56,19 @@ class PiWheelsMonitor(Command):
             raise ConfigError('piw-monitor must be run in a terminal')
         farm = FarmView()
         link = MasterLink(config.status_queue, config.control_queue, farm)
+        # SIGTERM leaves through urwid's clean-up, which restores the
+        # terminal
+        signal.signal(signal.SIGTERM, stop_on_signal)
         try:
             MonitorUI(farm, link).run()
         finally:
             link.close()
         return 0
+
+
+def stop_on_signal(signo, stack_frame):
+    """Handler for SIGTERM: leave the screen and exit."""
+    raise SystemExit(0)
 
 
 class MonitorUI:
