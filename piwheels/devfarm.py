@@ -292,6 +292,8 @@ def main(args=None):
             'the database and web server only'))
         print('Logs: {}'.format(farm.logs))
         print('Database: {}'.format(farm.user_dsn))
+        print('Watch it: piw-monitor --status-queue {} --control-queue '
+              '{}'.format(farm.queue('status'), farm.queue('control')))
         print('Press Ctrl+C to stop everything.')
         while True:
             for name, process in processes:
