@@ -13,6 +13,7 @@ It drives a real Sense HAT through the ``sense-hat`` library, or with
 """
 
 import signal
+import time
 
 from ...exc import ConfigError
 from ...protocols import NoData
@@ -158,14 +159,18 @@ class SenseApp:
         self.hat.set_pixels(image.as_list())
 
     def run(self):
-        """Follow the master and the joystick until told to quit."""
+        """Follow the master and the joystick until told to quit, drawing
+        :data:`FRAME_RATE` pictures a second however busy the master is."""
+        next_frame = time.monotonic()
         while self.running:
-            self.link.poll(1 / FRAME_RATE)
+            self.link.poll(max(0.0, next_frame - time.monotonic()))
             for event in self.hat.stick.get_events():
                 self.handle_stick(event)
                 if not self.running:
                     return
-            self.draw()
+            if time.monotonic() >= next_frame:
+                self.draw()
+                next_frame = time.monotonic() + 1 / FRAME_RATE
 
 
 main = PiWheelsSense()
