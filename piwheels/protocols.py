@@ -38,8 +38,8 @@ ends. Each declaration's docstring says who binds and who connects:
 * ``master_control`` -- piw-monitor / piw-sense -> master (control)
 * ``mr_chase`` -- piw-import / piw-add / piw-remove / piw-rebuild <->
   MrChase
-* ``lumberjack`` -- piw-logger -> Lumberjack (batches of access-log
-  records)
+* ``lumberjack`` -- piw-logger <-> Lumberjack (batches of access-log
+  records, each acknowledged)
 
 Each data shape is defined once: either a plain type (``str``), a
 :mod:`typing` form (``Optional[str]``, ``List[BuiltFile]``,
@@ -1536,7 +1536,20 @@ lumberjack = Protocol(name='lumberjack', max_size=32 * 1024 * 1024, recv={
     'LOGPROJECT': Batch(ProjectState, MAX_LOG_BATCH),    # project page views
     'LOGJSON': Batch(JSONState, MAX_LOG_BATCH),          # project JSON fetches
     'LOGPAGE': Batch(PageState, MAX_LOG_BATCH),          # other page views
+}, send={
+    'LOGDOWNLOAD': Count,  # a batch is written: its number of records
+    'LOGSEARCH': Count,    # (each answer carries its request's action)
+    'LOGPROJECT': Count,
+    'LOGJSON': Count,
+    'LOGPAGE': Count,
+    'LOST': Count,         # the database refused a batch every time it was
+                           # tried: its number of records
+    'ERROR': ErrorText,    # a message was invalid and is ignored
 })
-"""piw-logger (PUSH, connects) -> Lumberjack (PULL, binds
+"""piw-logger (DEALER, connects) <-> Lumberjack (ROUTER, binds
 ``ipc:///tmp/piw-logger``). Each message is a batch of up to
-:data:`MAX_LOG_BATCH` records of one kind, written in one transaction."""
+:data:`MAX_LOG_BATCH` records of one kind, written in one transaction and
+answered once it is dealt with: piw-logger keeps only a few batches
+unanswered (so neither end buffers more than that) and knows what reached
+the database. (With PUSH/PULL, ZeroMQ drops messages a disconnecting
+sender left in a full receiving queue: the end of every file.)"""

@@ -1,7 +1,7 @@
 -- Upgrade the piwheels database from version 0.0.1 to 0.1.0: builds count
 -- their attempts so transient failures are retried (a bounded number of
 -- times), and record a conflict when a file had the name of a published
--- file but other bytes; log_build says what became of each file.
+-- file but other bytes; log_builds says what became of each file.
 
 ALTER TABLE builds ADD COLUMN attempt INTEGER;
 
@@ -76,99 +76,265 @@ FROM
 
 DROP FUNCTION log_build(VARCHAR, VARCHAR, VARCHAR, INTEGER, INTERVAL, BOOLEAN, VARCHAR, JSONB);
 
--- Record a build attempt and the files it produced; files is a JSON array
--- of objects with the files table's columns and "dependencies" (an object
--- mapping a tool to a list of names). Returns one row per file saying what
--- became of it: 'new' (registered), 'same' (identical to the published file
--- of that name) or 'conflict' (the published file of that name has other
--- bytes and stays); a build without files returns one row with NULLs.
-CREATE FUNCTION log_build(
-    package VARCHAR, version VARCHAR, abi_tag VARCHAR, built_by INTEGER,
-    duration INTERVAL, status BOOLEAN, failure VARCHAR, files JSONB)
-    RETURNS TABLE (build_id BIGINT, filename VARCHAR, outcome VARCHAR)
+-- Record a batch of build attempts and the files they produced, with one
+-- statement per table for the whole batch (so the build queue's triggers
+-- run once per batch, not once per build). builds is a JSON array of
+-- objects with the builds table's package, version, abi_tag, built_by,
+-- duration (in seconds), status and failure, and files: an array of
+-- objects with the files table's columns and "dependencies" (an object
+-- mapping a tool to a list of names). Returns one row per file of each
+-- build (build_index is the build's position in the array, from 1) saying
+-- what became of it: 'new' (registered), 'same' (identical to the
+-- published file of that name) or 'conflict' (the published file of that
+-- name has other bytes and stays; the build is marked with a conflict); a
+-- build without files returns one row with NULLs.
+CREATE FUNCTION log_builds(builds JSONB)
+    RETURNS TABLE (build_index INTEGER, build_id BIGINT, filename VARCHAR, outcome VARCHAR)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+    -- the planner cannot tell how many builds and files the JSON holds, and
+    -- its guess would have every batch compiled by the JIT (a second or so)
+    SET jit = off
 AS $fn$
-#variable_conflict use_column
 DECLARE
-    new_id BIGINT;
-    f      RECORD;
-    known  CHAR(64);
+    build_idxs    INTEGER[];
+    build_ids     BIGINT[];
+    file_idxs     INTEGER[];
+    file_names    VARCHAR[];
+    file_outcomes VARCHAR[];
 BEGIN
-    -- builds of one version are logged one at a time, so attempts count true
-    PERFORM 1 FROM versions v
-    WHERE v.package = log_build.package AND v.version = log_build.version
-    FOR NO KEY UPDATE;
-    INSERT INTO builds (package, version, abi_tag, built_by, duration, status, failure, attempt)
-    VALUES (
-        log_build.package, log_build.version, log_build.abi_tag, log_build.built_by,
-        log_build.duration, log_build.status,
-        CASE WHEN log_build.status THEN NULL ELSE coalesce(NULLIF(log_build.failure, ''), 'error') END,
-        1 + (SELECT count(*) FROM builds b
-             WHERE b.package = log_build.package AND b.version = log_build.version
-             AND b.abi_tag = log_build.abi_tag))
-    RETURNING builds.build_id INTO new_id;
+    -- builds of one version are logged one batch at a time, so attempts
+    -- count true; the versions are locked in one order, so concurrent
+    -- batches cannot deadlock
+    PERFORM 1
+    FROM versions v
+    JOIN jsonb_to_recordset(log_builds.builds) AS b(package VARCHAR, version VARCHAR)
+        ON v.package = b.package AND v.version = b.version
+    ORDER BY v.package, v.version
+    FOR NO KEY UPDATE OF v;
 
-    IF coalesce(jsonb_array_length(log_build.files), 0) = 0 THEN
-        RETURN QUERY SELECT new_id, NULL::VARCHAR, NULL::VARCHAR;
-        RETURN;
-    END IF;
+    WITH input AS (
+        SELECT
+            e.idx::INTEGER AS idx, b.package, b.version, b.abi_tag, b.built_by,
+            make_interval(secs => b.duration) AS duration, b.status,
+            CASE WHEN b.status THEN NULL ELSE coalesce(NULLIF(b.failure, ''), 'error') END AS failure,
+            (SELECT count(*) FROM builds o
+             WHERE o.package = b.package AND o.version = b.version AND o.abi_tag = b.abi_tag)
+            + row_number() OVER (
+                PARTITION BY b.package, b.version, b.abi_tag ORDER BY e.idx) AS attempt
+        FROM
+            jsonb_array_elements(log_builds.builds) WITH ORDINALITY AS e(build, idx)
+            CROSS JOIN LATERAL jsonb_to_record(e.build) AS b(
+                package VARCHAR, version VARCHAR, abi_tag VARCHAR, built_by INTEGER,
+                duration DOUBLE PRECISION, status BOOLEAN, failure VARCHAR)
+    ), inserted AS (
+        INSERT INTO builds (package, version, abi_tag, built_by, duration, status, failure, attempt)
+        SELECT i.package, i.version, i.abi_tag, i.built_by, i.duration, i.status, i.failure, i.attempt
+        FROM input i
+        ORDER BY i.idx
+        RETURNING builds.build_id, builds.package, builds.version, builds.abi_tag, builds.attempt
+    )
+    -- (package, version, abi_tag, attempt) tells the new builds apart
+    SELECT array_agg(i.idx ORDER BY i.idx), array_agg(n.build_id ORDER BY i.idx)
+    INTO build_idxs, build_ids
+    FROM input i JOIN inserted n
+        ON n.package = i.package AND n.version = i.version
+        AND n.abi_tag = i.abi_tag AND n.attempt = i.attempt;
 
-    FOR f IN
-        SELECT * FROM jsonb_to_recordset(log_build.files) AS x(
-            filename VARCHAR, filesize BIGINT, filehash CHAR(64),
-            package_tag VARCHAR, package_version_tag VARCHAR, py_version_tag VARCHAR,
-            abi_tag VARCHAR, platform_tag VARCHAR, requires_python VARCHAR,
-            dependencies JSONB)
-    LOOP
+    WITH file AS (
+        SELECT n.idx, n.build_id, f.*
+        FROM
+            jsonb_array_elements(log_builds.builds) WITH ORDINALITY AS e(build, idx)
+            JOIN unnest(build_idxs, build_ids) AS n(idx, build_id) ON n.idx = e.idx
+            CROSS JOIN LATERAL jsonb_to_recordset(e.build -> 'files') AS f(
+                filename VARCHAR, filesize BIGINT, filehash CHAR(64),
+                package_tag VARCHAR, package_version_tag VARCHAR, py_version_tag VARCHAR,
+                abi_tag VARCHAR, platform_tag VARCHAR, requires_python VARCHAR,
+                dependencies JSONB)
+    ), registered AS (
         INSERT INTO files (
             filename, build_id, filesize, filehash, package_tag, package_version_tag,
             py_version_tag, abi_tag, platform_tag, requires_python)
-        VALUES (
-            f.filename, new_id, f.filesize, f.filehash, f.package_tag,
+        SELECT
+            f.filename, f.build_id, f.filesize, f.filehash, f.package_tag,
             f.package_version_tag, f.py_version_tag, f.abi_tag, f.platform_tag,
-            left(coalesce(f.requires_python, ''), 200))
-        ON CONFLICT DO NOTHING;
-        IF FOUND THEN
-            INSERT INTO dependencies (filename, tool, dependency)
-            SELECT DISTINCT f.filename, d.key, jsonb_array_elements_text(d.value)
-            FROM jsonb_each(coalesce(f.dependencies, '{}'::JSONB)) AS d;
-            RETURN QUERY SELECT new_id, f.filename, 'new'::VARCHAR;
-        ELSE
-            SELECT filehash INTO known FROM files WHERE filename = f.filename;
-            IF known = f.filehash THEN
-                RETURN QUERY SELECT new_id, f.filename, 'same'::VARCHAR;
-            ELSE
-                UPDATE builds SET conflict = true WHERE builds.build_id = new_id;
-                RETURN QUERY SELECT new_id, f.filename, 'conflict'::VARCHAR;
-            END IF;
-        END IF;
-    END LOOP;
+            left(coalesce(f.requires_python, ''), 200)
+        FROM file f
+        ORDER BY f.idx
+        ON CONFLICT DO NOTHING
+        RETURNING files.filename, files.build_id, files.filehash
+    ), dependencies_registered AS (
+        INSERT INTO dependencies (filename, tool, dependency)
+        SELECT DISTINCT f.filename, d.key, jsonb_array_elements_text(d.value)
+        FROM
+            file f
+            JOIN registered r ON r.filename = f.filename AND r.build_id = f.build_id
+            CROSS JOIN LATERAL jsonb_each(coalesce(f.dependencies, '{}'::JSONB)) AS d
+    )
+    SELECT
+        array_agg(f.idx ORDER BY f.idx, f.filename),
+        array_agg(f.filename ORDER BY f.idx, f.filename),
+        array_agg(CASE
+            WHEN mine.filename IS NOT NULL THEN 'new'
+            -- the file of that name published before, or by another build
+            -- of this batch
+            WHEN coalesce(
+                (SELECT r.filehash FROM registered r WHERE r.filename = f.filename),
+                (SELECT p.filehash FROM files p WHERE p.filename = f.filename)
+            ) = f.filehash THEN 'same'
+            ELSE 'conflict'
+        END ORDER BY f.idx, f.filename)
+    INTO file_idxs, file_names, file_outcomes
+    FROM file f
+    LEFT JOIN registered mine ON mine.filename = f.filename AND mine.build_id = f.build_id;
+
+    UPDATE builds b SET conflict = true
+    FROM unnest(file_idxs, file_outcomes) AS o(idx, outcome)
+    WHERE o.outcome = 'conflict' AND b.build_id = build_ids[o.idx];
 
     -- a wheel carries its sdist's Requires-Python: learn it for the version,
     -- so the ABIs it excludes stop being scheduled
     UPDATE versions v SET requires_python = r.requires_python
     FROM (
-        SELECT x.requires_python
-        FROM jsonb_to_recordset(log_build.files) AS x(requires_python VARCHAR)
-        WHERE coalesce(x.requires_python, '') <> ''
-        LIMIT 1
+        SELECT DISTINCT ON (b.package, b.version)
+            b.package, b.version, left(f.file ->> 'requires_python', 200) AS requires_python
+        FROM
+            jsonb_array_elements(log_builds.builds) WITH ORDINALITY AS e(build, idx)
+            CROSS JOIN LATERAL jsonb_to_record(e.build) AS b(
+                package VARCHAR, version VARCHAR, status BOOLEAN)
+            CROSS JOIN LATERAL jsonb_array_elements(e.build -> 'files') WITH ORDINALITY AS f(file, n)
+        WHERE b.status AND coalesce(f.file ->> 'requires_python', '') <> ''
+        ORDER BY b.package, b.version, e.idx, f.n
     ) AS r
-    WHERE v.package = log_build.package AND v.version = log_build.version
-    AND v.requires_python = '' AND log_build.status;
+    WHERE v.package = r.package AND v.version = r.version AND v.requires_python = '';
+
+    RETURN QUERY
+    SELECT n.idx, n.build_id, o.filename, o.outcome
+    FROM
+        unnest(build_idxs, build_ids) AS n(idx, build_id)
+        LEFT JOIN unnest(file_idxs, file_names, file_outcomes) AS o(idx, filename, outcome)
+            ON o.idx = n.idx
+    ORDER BY n.idx, o.filename;
 END
 $fn$;
+
+-- piw-logger's hits arrive as arrays (see create_piwheels.sql)
+CREATE OR REPLACE FUNCTION log_downloads(hits JSONB)
+    RETURNS VOID
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $fn$
+DECLARE
+    since   DATE;
+    pkgs    VARCHAR[];
+    alls    BIGINT[];
+    recents BIGINT[];
+BEGIN
+    PERFORM roll_download_window();
+    -- a window roll must not run between counting and committing
+    SELECT downloads_since INTO since FROM configuration FOR SHARE;
+    WITH inserted AS (
+        INSERT INTO downloads (
+            filename, package, host, accessed_at, arch, distro_name, distro_version,
+            os_name, os_version, py_name, py_version, installer_name,
+            installer_version, setuptools_version)
+        SELECT
+            h ->> 0,
+            (SELECT b.package FROM files f JOIN builds b ON b.build_id = f.build_id
+             WHERE f.filename = h ->> 0),
+            left(h ->> 1, 100), (h ->> 2)::TIMESTAMP WITH TIME ZONE,
+            left(h ->> 3, 100), left(h ->> 4, 100), left(h ->> 5, 100),
+            left(h ->> 6, 100), left(h ->> 7, 100), left(h ->> 8, 100),
+            left(h ->> 9, 100), left(h ->> 10, 100), left(h ->> 11, 100),
+            left(h ->> 12, 100)
+        FROM jsonb_array_elements(hits) AS h
+        RETURNING package, accessed_at
+    )
+    SELECT
+        array_agg(package ORDER BY package),
+        array_agg(n_all ORDER BY package),
+        array_agg(n_recent ORDER BY package)
+    INTO pkgs, alls, recents
+    FROM (
+        SELECT
+            package,
+            count(*) AS n_all,
+            count(*) FILTER (
+                WHERE accessed_at >= since::TIMESTAMP AT TIME ZONE 'UTC') AS n_recent
+        FROM inserted
+        WHERE package IS NOT NULL
+        GROUP BY package
+    ) AS counted;
+    -- lock in one order so concurrent batches cannot deadlock
+    PERFORM 1 FROM packages WHERE package = ANY(pkgs) ORDER BY package FOR UPDATE;
+    UPDATE packages p SET
+        downloads_all = p.downloads_all + c.n_all,
+        downloads_recent = p.downloads_recent + c.n_recent
+    FROM unnest(pkgs, alls, recents) AS c(package, n_all, n_recent)
+    WHERE c.package = p.package;
+    PERFORM queue_priorities(pkgs);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION log_searches(hits JSONB)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    INSERT INTO searches (
+        package, host, accessed_at, arch, distro_name, distro_version, os_name,
+        os_version, py_name, py_version, installer_name, installer_version,
+        setuptools_version)
+    SELECT
+        h ->> 0, left(h ->> 1, 100), (h ->> 2)::TIMESTAMP WITH TIME ZONE,
+        left(h ->> 3, 100), left(h ->> 4, 100), left(h ->> 5, 100),
+        left(h ->> 6, 100), left(h ->> 7, 100), left(h ->> 8, 100),
+        left(h ->> 9, 100), left(h ->> 10, 100), left(h ->> 11, 100),
+        left(h ->> 12, 100)
+    FROM jsonb_array_elements(hits) AS h;
+$sql$;
+
+CREATE OR REPLACE FUNCTION log_project_hits(hits JSONB)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    INSERT INTO project_page_hits (package, host, accessed_at, user_agent)
+    SELECT
+        h ->> 0, left(h ->> 1, 100), (h ->> 2)::TIMESTAMP WITH TIME ZONE,
+        left(h ->> 3, 2000)
+    FROM jsonb_array_elements(hits) AS h;
+$sql$;
+
+CREATE OR REPLACE FUNCTION log_json_hits(hits JSONB)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    INSERT INTO project_json_downloads (package, host, accessed_at, user_agent)
+    SELECT
+        h ->> 0, left(h ->> 1, 100), (h ->> 2)::TIMESTAMP WITH TIME ZONE,
+        left(h ->> 3, 2000)
+    FROM jsonb_array_elements(hits) AS h;
+$sql$;
+
+CREATE OR REPLACE FUNCTION log_page_hits(hits JSONB)
+    RETURNS VOID
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $sql$
+    INSERT INTO web_page_hits (page, host, accessed_at, user_agent)
+    SELECT
+        left(h ->> 0, 200), left(h ->> 1, 100), (h ->> 2)::TIMESTAMP WITH TIME ZONE,
+        left(h ->> 3, 2000)
+    FROM jsonb_array_elements(hits) AS h;
+$sql$;
 
 -- failed builds of a transient kind are pending again under the new rules
 SELECT queue_abis(ARRAY(SELECT abi_tag FROM build_abis));
 
 REVOKE ALL ON FUNCTION
     max_build_attempts(),
-    log_build(VARCHAR, VARCHAR, VARCHAR, INTEGER, INTERVAL, BOOLEAN, VARCHAR, JSONB)
+    log_builds(JSONB)
 FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     max_build_attempts(),
-    log_build(VARCHAR, VARCHAR, VARCHAR, INTEGER, INTERVAL, BOOLEAN, VARCHAR, JSONB)
+    log_builds(JSONB)
 TO {username};
 
 UPDATE configuration SET version = '0.1.0';

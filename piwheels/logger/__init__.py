@@ -22,19 +22,10 @@ from ..exc import ConfigError
 from ..terminal import Command
 from .classify import Classifier
 from .formats import FORMATS, LogParser
-from .sender import ACTIONS, SEND_HWM, Sender
+from .sender import ACTIONS, CREDIT, Sender
 from .sources import (
     MAX_LINE, FileSource, FollowSource, LineSplitter, PipeSource,
 )
-
-#: seconds the queue may take to deliver the last batches at the end,
-#: with --drop (without it the input waits for the master, and so does the
-#: end: see DELIVERY_LINGER)
-DROP_LINGER = 1.0
-
-#: seconds the last batches may take to reach a master that is slow, without
-#: --drop
-DELIVERY_LINGER = 600.0
 
 #: the words the summary uses for each action's records
 KINDS = {
@@ -109,11 +100,12 @@ class PiWheelsLogger(Command):
         parser = LogParser(config.format)
         sources = self.open_sources(config)
         ctx = transport.Context()
+        # every batch is answered before piw-logger ends (or given up), so
+        # nothing is left for the socket to deliver on close
         queue = ctx.socket(
-            transport.PUSH, protocol=protocols.lumberjack.reversed(),
-            logger=self.logger,
-            linger=DROP_LINGER if config.drop else DELIVERY_LINGER)
-        queue.hwm = SEND_HWM
+            transport.DEALER, protocol=protocols.lumberjack.reversed(),
+            logger=self.logger, linger=0)
+        queue.hwm = CREDIT
         sender = Sender(queue, config.drop)
         previous = signal.signal(signal.SIGTERM, sig_term)
         try:
@@ -199,13 +191,14 @@ class PiWheelsLogger(Command):
         self.ignored += ignored
 
     def report(self, sender):
-        """Log what was read, recorded, ignored and dropped."""
+        """Log what was read, written, ignored, lost and dropped."""
         self.logger.info(
-            'piw-logger %s: %d lines: %s; %d ignored, %d unreadable, %d '
-            'dropped', __version__, self.lines, ', '.join(
-                '{} {}'.format(sender.sent[action], KINDS[action])
+            'piw-logger %s: %d lines: %s written; %d ignored, %d '
+            'unreadable; %d refused by the database, %d dropped, %d '
+            'unconfirmed', __version__, self.lines, ', '.join(
+                '{} {}'.format(sender.written[action], KINDS[action])
                 for action in ACTIONS), self.ignored, self.bad,
-            sender.dropped)
+            sender.lost, sender.dropped, sender.unconfirmed)
 
 
 main = PiWheelsLogger()

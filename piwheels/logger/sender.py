@@ -2,14 +2,17 @@
 
 Records of each kind gather in a batch until it holds
 :data:`~piwheels.protocols.MAX_LOG_BATCH` records or is
-:data:`FLUSH_INTERVAL` old; full batches go to an outbox that is sent
-without blocking whenever the queue to the master can take them.
+:data:`FLUSH_INTERVAL` old; full batches go to an outbox. Lumberjack
+answers each batch once it is written (:data:`~piwheels.protocols.lumberjack`),
+and at most :data:`CREDIT` batches are sent and unanswered at a time, so
+neither end ever buffers more than that.
 
 With ``drop`` (a piped log), a batch the master hasn't taken within
 :data:`DROP_TIMEOUT` seconds is dropped and its records counted, so a
 master that is down or slow costs records and never the web server's time.
 Without it (files, a followed log), sending waits for the master: the
-input is the spool.
+input is the spool. Batches unanswered for :data:`ANSWER_TIMEOUT` seconds
+(the master stopped with them) are counted as unconfirmed.
 """
 
 import logging
@@ -27,11 +30,17 @@ FLUSH_INTERVAL = 1.0
 #: dropped
 DROP_TIMEOUT = 2.0
 
-#: batches ZeroMQ holds for a master that is connected but busy
-SEND_HWM = 4
+#: batches sent and not yet answered
+CREDIT = 4
+
+#: seconds after which batches still unanswered are given up as unconfirmed
+ANSWER_TIMEOUT = 60.0
 
 #: seconds between warnings that the master isn't taking records
 WARN_INTERVAL = 60.0
+
+#: seconds between retries while batches wait for the master with ``drop``
+RETRY_INTERVAL = 0.05
 
 #: the actions of the lumberjack queue, in the order batches are flushed
 ACTIONS = ('LOGDOWNLOAD', 'LOGSEARCH', 'LOGPROJECT', 'LOGJSON', 'LOGPAGE')
@@ -40,7 +49,7 @@ ACTIONS = ('LOGDOWNLOAD', 'LOGSEARCH', 'LOGPROJECT', 'LOGJSON', 'LOGPAGE')
 class Sender:
     """Batch records and send them on *queue*.
 
-    :param transport.Socket queue: a PUSH socket connected to the master's
+    :param transport.Socket queue: a DEALER socket connected to the master's
         log queue (:data:`~piwheels.protocols.lumberjack`, reversed).
     :param bool drop: drop batches the master doesn't take in time instead
         of waiting for it.
@@ -48,24 +57,34 @@ class Sender:
     :param float flush_interval: the most seconds a record waits for its
         batch to fill.
     :param float drop_timeout: with *drop*, the seconds a batch waits.
+    :param float answer_timeout: the seconds a sent batch waits for its
+        answer.
     """
 
     def __init__(self, queue, drop, *, batch_size=MAX_LOG_BATCH,
-                 flush_interval=FLUSH_INTERVAL, drop_timeout=DROP_TIMEOUT):
+                 flush_interval=FLUSH_INTERVAL, drop_timeout=DROP_TIMEOUT,
+                 answer_timeout=ANSWER_TIMEOUT):
         self.queue = queue
         self.drop = drop
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.drop_timeout = drop_timeout
+        self.answer_timeout = answer_timeout
         self.logger = logging.getLogger('piwheels.logger')
         self.batches = {action: [] for action in ACTIONS}
         self.started = {}
-        #: (action, records, deadline) waiting for the master, oldest first
+        #: (action, records, deadline) waiting to be sent, oldest first
         self.outbox = deque()
-        #: records handed to the master, per action
-        self.sent = dict.fromkeys(ACTIONS, 0)
-        #: records dropped because the master didn't take them
+        #: [action, count, sent at] of the batches sent and unanswered
+        self.in_flight = deque()
+        #: records the master wrote, per action
+        self.written = dict.fromkeys(ACTIONS, 0)
+        #: records the database refused
+        self.lost = 0
+        #: records dropped because the master didn't take them in time
         self.dropped = 0
+        #: records sent without an answer in time (the master stopped)
+        self.unconfirmed = 0
         self._warned = None
 
     def add(self, action, record):
@@ -85,23 +104,22 @@ class Sender:
             (action, records, time.monotonic() + self.drop_timeout))
 
     def wait_time(self):
-        """Return the seconds until a batch is due to be sent or dropped
-        (:data:`FLUSH_INTERVAL` when nothing is waiting)."""
+        """Return the seconds until a batch is due to be sent (or dropped),
+        :data:`FLUSH_INTERVAL` when nothing is waiting."""
         now = time.monotonic()
         due = [started + self.flush_interval
                for action, started in self.started.items()
                if self.batches[action]]
-        if self.outbox:
-            due.append(now + 0.05 if not self.drop else min(
-                self.outbox[0][2], now + 0.05))
+        if self.outbox or self.in_flight:
+            due.append(now + RETRY_INTERVAL)
         if not due:
             return self.flush_interval
         return max(0.0, min(due) - now)
 
     def service(self):
-        """Queue the batches that have waited long enough and send what the
-        master will take now; without ``drop`` wait until it has taken
-        everything queued."""
+        """Queue the batches that have waited long enough, take the master's
+        answers and send what it will take now; without ``drop`` wait
+        until it has taken everything queued."""
         now = time.monotonic()
         for action in ACTIONS:
             if self.batches[action] and (
@@ -110,26 +128,79 @@ class Sender:
         self._send()
 
     def _send(self):
-        while self.outbox:
-            action, records, deadline = self.outbox[0]
+        while True:
+            self._take_answers()
+            if not self.outbox:
+                return
+            if len(self.in_flight) < CREDIT and self._send_one():
+                continue
+            if self.drop:
+                self._drop_expired()
+                return
+            self._wait_for_master()
+
+    def _send_one(self):
+        """Send the oldest batch of the outbox; return False if the master
+        can't take it now."""
+        action, records, deadline = self.outbox[0]
+        try:
+            self.queue.send_msg(action, records, transport.NOBLOCK)
+        except transport.Again:
+            return False
+        except ProtocolError as exc:
+            # a record the classifier should never have made: lose its
+            # batch, not the logger
+            self.logger.error('batch of %d records dropped: %s',
+                              len(records), exc)
+            self.dropped += len(records)
+        else:
+            self.in_flight.append([action, len(records), time.monotonic()])
+        self.outbox.popleft()
+        return True
+
+    def _take_answers(self):
+        """Count the master's answers to sent batches; give up on those
+        unanswered for :attr:`answer_timeout`."""
+        while self.queue.poll(0):
             try:
-                self.queue.send_msg(action, records, transport.NOBLOCK)
-            except transport.Again:
-                if self.drop:
-                    self._drop_expired()
-                    return
-                self._wait_for_master()
-                continue
+                msg, count = self.queue.recv_msg()
             except ProtocolError as exc:
-                # a record the classifier should never have made: lose its
-                # batch, not the logger
-                self.outbox.popleft()
-                self.dropped += len(records)
-                self.logger.error('batch of %d records dropped: %s',
-                                  len(records), exc)
+                self.logger.error('invalid answer from the master: %s', exc)
                 continue
-            self.outbox.popleft()
-            self.sent[action] += len(records)
+            self._answered(msg, count)
+        if self.in_flight and (time.monotonic() - self.in_flight[0][2]
+                               > self.answer_timeout):
+            count = sum(entry[1] for entry in self.in_flight)
+            self.in_flight.clear()
+            self.unconfirmed += count
+            self._warn('%d records sent without an answer from the master',
+                       self.unconfirmed)
+
+    def _answered(self, msg, data):
+        entry = self._match(msg, data)
+        if msg == 'ERROR':
+            self.logger.error('the master refused a batch: %s', data)
+            if entry is not None:
+                self.lost += entry[1]
+            return
+        if entry is None:
+            # answered after it was given up as unconfirmed
+            self.unconfirmed = max(0, self.unconfirmed - data)
+        if msg == 'LOST':
+            self.lost += data
+        else:
+            self.written[msg] += data
+
+    def _match(self, msg, data):
+        """Remove and return the in-flight entry an answer is about (the
+        oldest one of its action and size; answers may come out of order);
+        None if there is none."""
+        for entry in self.in_flight:
+            if msg == 'ERROR' or entry[1] == data and msg in (
+                    entry[0], 'LOST'):
+                self.in_flight.remove(entry)
+                return entry
+        return None
 
     def _drop_expired(self):
         now = time.monotonic()
@@ -140,7 +211,8 @@ class Sender:
                        'them', self.dropped)
 
     def _wait_for_master(self):
-        if not self.queue.poll(WARN_INTERVAL, transport.POLLOUT):
+        if not self.queue.poll(WARN_INTERVAL, transport.POLLIN | (
+                transport.POLLOUT if len(self.in_flight) < CREDIT else 0)):
             self._warn('waiting for the master to take records (%d '
                        'waiting)', sum(len(item[1]) for item in self.outbox))
 
@@ -151,24 +223,22 @@ class Sender:
             self.logger.warning(message, *args)
 
     def close(self):
-        """Send every batch: without ``drop`` wait for the master to take
-        them all; with it, wait at most :attr:`drop_timeout` and drop the
-        rest."""
+        """Send every batch and take the answers: without ``drop`` wait for
+        the master as long as it takes; with it, at most
+        :attr:`drop_timeout` (the rest is dropped, or unconfirmed)."""
         for action in ACTIONS:
             if self.batches[action]:
                 self._queue(action)
-        if not self.drop:
-            self._send()
-            return
         deadline = time.monotonic() + self.drop_timeout
-        while self.outbox:
+        while self.outbox or self.in_flight:
             self._send()
-            if not self.outbox:
+            if not (self.outbox or self.in_flight):
                 break
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                for action, records, _ in self.outbox:
-                    self.dropped += len(records)
+            if self.drop and remaining <= 0:
+                self.dropped += sum(len(item[1]) for item in self.outbox)
+                self.unconfirmed += sum(entry[1] for entry in self.in_flight)
                 self.outbox.clear()
+                self.in_flight.clear()
                 break
-            self.queue.poll(min(remaining, 0.1), transport.POLLOUT)
+            self.queue.poll(min(remaining, 0.1) if self.drop else 1.0)

@@ -96,15 +96,18 @@ class ProjectFilesRow(NamedTuple):
     apt_dependencies: frozenset
 
 
-def _hits_json(records, fields):
-    """Return the JSON array the log functions take for *records*: their
-    *fields*, ``host`` and ``timestamp`` (as ``accessed_at``)."""
-    return json.dumps([
-        dict(
-            {field: getattr(record, field) for field in fields},
-            host=str(record.host), accessed_at=_timestamp(record.timestamp))
-        for record in records
-    ])
+def _hits_json(records):
+    """Return the JSON array the log functions take for *records*: an array
+    of each record's fields in order, its datetimes as ISO 8601 (a
+    payload's fields are a tuple, which the JSON encoder writes as an array
+    without any Python code but the datetimes')."""
+    return json.dumps(list(records), default=_json_timestamp)
+
+
+def _json_timestamp(value):
+    if isinstance(value, datetime):
+        return _timestamp(value)
+    raise TypeError('{} cannot be logged'.format(type(value).__name__))
 
 
 def _timestamp(value):
@@ -113,12 +116,6 @@ def _timestamp(value):
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.isoformat()
-
-
-_USER_AGENT_FIELDS = (
-    'arch', 'distro_name', 'distro_version', 'os_name', 'os_version',
-    'py_name', 'py_version', 'installer_name', 'installer_version',
-    'setuptools_version')
 
 
 class Database:
@@ -397,44 +394,62 @@ class Database:
         log output is not: the master writes it to a file named after the
         returned ``build_id``. The attempt number is counted here.
         """
-        rows = [
+        return self.log_builds([build])[0]
+
+    def log_builds(self, builds):
+        """Record many build attempts (see :meth:`log_build`) in one
+        transaction, with one statement per table for the lot (the build
+        queue is brought up to date once for the whole batch); return a
+        :class:`LoggedBuild` for each, in order. If one of them cannot be
+        recorded (its version was deleted, say), none is."""
+        batch = [
             {
-                'filename': file.filename,
-                'filesize': file.filesize,
-                'filehash': file.filehash,
-                'package_tag': file.package_tag,
-                'package_version_tag': file.package_version_tag,
-                'py_version_tag': file.py_version_tag,
-                'abi_tag': file.abi_tag,
-                'platform_tag': file.platform_tag,
-                'requires_python': file.requires_python or '',
-                'dependencies': {
-                    tool: sorted(names)
-                    for tool, names in (file.dependencies or {}).items()},
+                'package': build.package,
+                'version': build.version,
+                'abi_tag': build.abi_tag,
+                'built_by': build.slave_id,
+                'duration': build.duration.total_seconds(),
+                'status': bool(build.status),
+                'failure': build.failure or None,
+                'files': [
+                    {
+                        'filename': file.filename,
+                        'filesize': file.filesize,
+                        'filehash': file.filehash,
+                        'package_tag': file.package_tag,
+                        'package_version_tag': file.package_version_tag,
+                        'py_version_tag': file.py_version_tag,
+                        'abi_tag': file.abi_tag,
+                        'platform_tag': file.platform_tag,
+                        'requires_python': file.requires_python or '',
+                        'dependencies': {
+                            tool: sorted(names)
+                            for tool, names in (file.dependencies or {}).items()},
+                    }
+                    for file in build.files.values()
+                ],
             }
-            for file in build.files.values()
+            for build in builds
         ]
-        outcomes = {'new': set(), 'same': set(), 'conflict': set()}
+        if not batch:
+            return []
+        build_ids = [None] * len(batch)
+        outcomes = [{'new': set(), 'same': set(), 'conflict': set()}
+                    for build in batch]
         with self._transaction() as conn:
-            result = conn.execute(text(
-                "SELECT build_id, filename, outcome FROM log_build("
-                ":package, :version, :abi_tag, :built_by, :duration, :status, "
-                ":failure, CAST(:files AS JSONB))"), {
-                    'package': build.package,
-                    'version': build.version,
-                    'abi_tag': build.abi_tag,
-                    'built_by': build.slave_id,
-                    'duration': build.duration,
-                    'status': bool(build.status),
-                    'failure': build.failure or None,
-                    'files': json.dumps(rows),
-                })
-            for build_id, filename, outcome in result:
+            for index, build_id, filename, outcome in conn.execute(text(
+                    "SELECT build_index, build_id, filename, outcome "
+                    "FROM log_builds(CAST(:builds AS JSONB))"),
+                    {'builds': json.dumps(batch)}):
+                build_ids[index - 1] = build_id
                 if filename is not None:
-                    outcomes[outcome].add(filename)
-        return LoggedBuild(
-            build_id, frozenset(outcomes['new']), frozenset(outcomes['same']),
-            frozenset(outcomes['conflict']))
+                    outcomes[index - 1][outcome].add(filename)
+        return [
+            LoggedBuild(build_id, frozenset(outcome['new']),
+                        frozenset(outcome['same']),
+                        frozenset(outcome['conflict']))
+            for build_id, outcome in zip(build_ids, outcomes)
+        ]
 
     def get_build(self, build_id):
         """Return what was recorded of build *build_id* as a dict (keys
@@ -691,14 +706,15 @@ class Database:
     def log_downloads(self, downloads):
         """Record many wheel downloads in one transaction.
 
-        :param downloads: :class:`~piwheels.states.DownloadState` records
-            (``filename``, ``host``, ``timestamp`` — naive means UTC — and
-            the user agent's ``arch``, ``distro_name``, ``distro_version``,
-            ``os_name``, ``os_version``, ``py_name``, ``py_version``,
-            ``installer_name``, ``installer_version``, ``setuptools_version``)
+        :param downloads: :class:`~piwheels.states.DownloadState` records,
+            or tuples of their fields in order (``filename``, ``host``,
+            ``timestamp`` — naive means UTC — and the user agent's ``arch``,
+            ``distro_name``, ``distro_version``, ``os_name``, ``os_version``,
+            ``py_name``, ``py_version``, ``installer_name``,
+            ``installer_version``, ``setuptools_version``); text longer than
+            its column is cut
         """
-        self._call('log_downloads', hits=_hits_json(
-            downloads, ('filename',) + _USER_AGENT_FIELDS))
+        self._call('log_downloads', hits=_hits_json(downloads))
 
     def log_download(self, download):
         """Record one wheel download; see :meth:`log_downloads`."""
@@ -709,8 +725,7 @@ class Database:
         one transaction: :class:`~piwheels.states.SearchState` records
         (``package``, ``host``, ``timestamp`` and the user agent fields of
         :meth:`log_downloads`)."""
-        self._call('log_searches', hits=_hits_json(
-            searches, ('package',) + _USER_AGENT_FIELDS))
+        self._call('log_searches', hits=_hits_json(searches))
 
     def log_search(self, search):
         """Record one pip search; see :meth:`log_searches`."""
@@ -720,8 +735,7 @@ class Database:
         """Record many project page hits in one transaction:
         :class:`~piwheels.states.ProjectState` records (``package``,
         ``host``, ``timestamp``, ``user_agent``)."""
-        self._call('log_project_hits', hits=_hits_json(
-            projects, ('package', 'user_agent')))
+        self._call('log_project_hits', hits=_hits_json(projects))
 
     def log_project(self, project):
         """Record one project page hit; see :meth:`log_projects`."""
@@ -731,8 +745,7 @@ class Database:
         """Record many project JSON downloads in one transaction:
         :class:`~piwheels.states.JSONState` records (``package``, ``host``,
         ``timestamp``, ``user_agent``)."""
-        self._call('log_json_hits', hits=_hits_json(
-            jsons, ('package', 'user_agent')))
+        self._call('log_json_hits', hits=_hits_json(jsons))
 
     def log_json(self, json_hit):
         """Record one project JSON download; see :meth:`log_jsons`."""
@@ -742,8 +755,7 @@ class Database:
         """Record many web page hits in one transaction:
         :class:`~piwheels.states.PageState` records (``page``, ``host``,
         ``timestamp``, ``user_agent``)."""
-        self._call('log_page_hits', hits=_hits_json(
-            pages, ('page', 'user_agent')))
+        self._call('log_page_hits', hits=_hits_json(pages))
 
     def log_page(self, page):
         """Record one web page hit; see :meth:`log_pages`."""

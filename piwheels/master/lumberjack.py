@@ -7,16 +7,18 @@ the master, and hands the message on to TheOracle (through Seraph)
 untouched: the lumberjack queue and the database queue carry the same
 actions with the same data, so the bytes piw-logger encoded are the
 request, and nothing is decoded, validated and encoded again on the way
-but in TheOracle itself. Each batch is one database transaction.
+but in TheOracle itself. Each batch is one database transaction, and is
+answered once it is dealt with: with its action and the number of
+records written, LOST, or ERROR.
 
 Up to :data:`IN_FLIGHT` batches are with the oracles at once, so one
 batch is checked while the database writes another and at least one
 oracle stays free for the other tasks (with the default three). When all
-are busy, Lumberjack stops reading its queue: batches wait in ZeroMQ's
-buffers and piw-logger, which never waits with ``--drop``, drops what
-doesn't fit. A batch the database refuses is tried again
-:data:`RETRY_DELAY` later, up to :data:`MAX_ATTEMPTS` times (a database
-restarting), then counted in :attr:`Lumberjack.lost`.
+are busy, Lumberjack stops reading its queue; piw-logger keeps only a few
+batches unanswered, and with ``--drop`` drops what the master doesn't take
+in time. A batch the database refuses is tried again :data:`RETRY_DELAY`
+later, up to :data:`MAX_ATTEMPTS` times (a database restarting), then
+answered LOST and counted in :attr:`Lumberjack.lost`.
 """
 
 import time
@@ -25,14 +27,11 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from .. import protocols, transport
-from ..exc import ProtocolError
+from ..exc import ProtocolError, TransportError
 from ..tasks import PauseableTask
 
 #: batches being written at once
 IN_FLIGHT = 2
-
-#: batches that may wait in the log queue's buffers for Lumberjack
-RECV_HWM = 4
 
 #: seconds before a batch the database refused is sent again
 RETRY_DELAY = 5.0
@@ -44,6 +43,7 @@ MAX_ATTEMPTS = 3
 class LogBatch(NamedTuple):
     """A batch of records on its way to the database."""
 
+    client: bytes              # the piw-logger it came from (its address)
     action: str                # LOGDOWNLOAD, LOGSEARCH, ...
     count: int                 # how many records it holds
     message: bytes             # the message as piw-logger encoded it
@@ -55,8 +55,8 @@ class Lumberjack(PauseableTask):
 
     Queues:
 
-    * ``log_queue``: PULL, binds ``config.log_queue``
-      (:data:`~piwheels.protocols.lumberjack`), from piw-logger (PUSH);
+    * ``log_queue``: ROUTER, binds ``config.log_queue``
+      (:data:`~piwheels.protocols.lumberjack`), from piw-logger (DEALER);
     * ``db_queues``: :data:`IN_FLIGHT` REQ sockets, each connecting
       ``config.db_queue`` (:data:`~piwheels.protocols.the_oracle`,
       reversed) with one batch at a time.
@@ -68,8 +68,7 @@ class Lumberjack(PauseableTask):
     def __init__(self, config):
         super().__init__(config)
         self.log_queue = self.socket(
-            transport.PULL, protocol=protocols.lumberjack)
-        self.log_queue.hwm = RECV_HWM
+            transport.ROUTER, protocol=protocols.lumberjack)
         self.log_queue.bind(config.log_queue)
         self.free = []
         self.busy = {}
@@ -89,22 +88,36 @@ class Lumberjack(PauseableTask):
     def handle_log(self, queue):
         """Receive a batch from piw-logger, check it and send it to the
         database; when every oracle queue is busy, wait for one first
-        (returning, unread, if a control message arrives meanwhile)."""
+        (returning, unread, if a control message arrives meanwhile). An
+        invalid message is answered ERROR."""
         if not self.free and not self.wait_for_reply():
             return
         frames = queue.recv_multipart()
-        if len(frames) != 1:
-            raise ProtocolError('lumberjack: expected one message frame, '
-                                'got {}'.format(len(frames)))
-        message = frames[0]
-        if len(message) > queue.max_size:
-            raise ProtocolError('lumberjack: message of {} bytes exceeds '
-                                'the {}-byte limit'.format(
-                                    len(message), queue.max_size))
-        action, records = transport.decode(message)
-        records = queue.protocol.check('recv', action, records)
+        client, parts = frames[0], frames[1:]
+        # a DEALER sends the message alone, a REQ after an empty frame
+        while len(parts) > 1 and not parts[0]:
+            parts = parts[1:]
+        message = parts[-1]
+        try:
+            if len(parts) != 1:
+                raise ProtocolError('lumberjack: expected one message frame, '
+                                    'got {}'.format(len(parts)))
+            if len(message) > queue.max_size:
+                raise ProtocolError(
+                    'lumberjack: message of {} bytes exceeds the {}-byte '
+                    'limit'.format(len(message), queue.max_size))
+            action, records = transport.decode(message)
+            records = queue.protocol.check('recv', action, records)
+        except ProtocolError as exc:
+            text = str(exc)
+            if not text.startswith('lumberjack:'):
+                text = 'lumberjack: ' + text
+            self.answer(client, 'ERROR', text[:2000])
+            raise ProtocolError(text) from None
         if records:
-            self.send_batch(LogBatch(action, len(records), message, 1))
+            self.send_batch(LogBatch(client, action, len(records), message, 1))
+        else:
+            self.answer(client, action, 0)
 
     def wait_for_reply(self, timeout=1.0):
         """Wait up to *timeout* seconds for a database reply and handle it;
@@ -127,19 +140,20 @@ class Lumberjack(PauseableTask):
         self.busy[queue] = batch
 
     def handle_reply(self, queue):
-        """Count the batch the database has written, or schedule it to be
-        sent again if it was refused."""
+        """Count the batch the database has written and tell its
+        piw-logger, or schedule it to be sent again if it was refused."""
         batch = self.busy.pop(queue)
         self.free.append(queue)
         try:
             msg, data = queue.recv_msg()
         except ProtocolError:
-            self.lost += batch.count
+            self.give_up(batch, 'invalid reply from the database')
             raise
         if msg != 'ERROR':
             self.written[batch.action] += batch.count
             self.logger.debug('Lumberjack: %d %s records written',
                               batch.count, batch.action)
+            self.answer(batch.client, batch.action, batch.count)
         elif batch.attempts < MAX_ATTEMPTS:
             self.logger.warning(
                 'Lumberjack: %s of %d records failed (%s); trying again in '
@@ -147,10 +161,24 @@ class Lumberjack(PauseableTask):
             self.retries.append((time.monotonic() + RETRY_DELAY,
                                  batch._replace(attempts=batch.attempts + 1)))
         else:
-            self.lost += batch.count
-            self.logger.error(
-                'Lumberjack: %s of %d records lost after %d attempts: %s',
-                batch.action, batch.count, batch.attempts, data)
+            self.give_up(batch, data)
+
+    def give_up(self, batch, reason):
+        """Count *batch* as lost and tell its piw-logger."""
+        self.lost += batch.count
+        self.logger.error(
+            'Lumberjack: %s of %d records lost after %d attempts: %s',
+            batch.action, batch.count, batch.attempts, reason)
+        self.answer(batch.client, 'LOST', batch.count)
+
+    def answer(self, client, msg, data):
+        """Send *msg* to the piw-logger at *client*, unless it has gone (it
+        ended, or was restarted)."""
+        try:
+            self.log_queue.send_addr_msg(client, msg, data)
+        except TransportError:
+            self.logger.debug('Lumberjack: piw-logger %s left before its '
+                              'answer', client.hex())
 
     def retry_batches(self):
         """Send again the refused batches that are due, while oracle queues

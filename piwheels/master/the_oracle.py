@@ -144,23 +144,33 @@ class TheOracle(NonStopTask):
         return self.db.log_build(BuildState.from_message(record)).build_id
 
     def do_logbuilds(self, records):
-        """LOGBUILDS: record each build in its own transaction (one failing
-        does not lose the others); return a LoggedBuild for each."""
-        results = []
-        for record in records:
-            try:
-                logged = self.db.log_build(BuildState.from_message(record))
-            except DatabaseError as exc:
-                self.logger.error('TheOracle: unable to record the build of '
-                                  '%s %s: %s', record.package, record.version,
-                                  exc)
-                results.append(LoggedBuild(None, set(), set(), set(),
-                                           str(exc)[:1000]))
-            else:
-                results.append(LoggedBuild(
-                    logged.build_id, set(logged.new_files),
-                    set(logged.duplicates), set(logged.conflicts), ''))
-        return results
+        """LOGBUILDS: record the builds together in one transaction; if that
+        fails, each in its own (so one that cannot be recorded does not lose
+        the others); return a LoggedBuild for each."""
+        builds = [BuildState.from_message(record) for record in records]
+        try:
+            return [logged_build(logged)
+                    for logged in self.db.log_builds(builds)]
+        except DatabaseError:
+            return [self.log_alone(build) for build in builds]
+
+    def log_alone(self, build):
+        """Record *build* in a transaction of its own; return a LoggedBuild
+        saying what the database made of it, or why it could not record
+        it."""
+        try:
+            return logged_build(self.db.log_build(build))
+        except DatabaseError as exc:
+            self.logger.error('TheOracle: unable to record the build of '
+                              '%s %s: %s', build.package, build.version, exc)
+            return LoggedBuild(None, set(), set(), set(), str(exc)[:1000])
+
+
+def logged_build(logged):
+    """Return the :class:`~piwheels.protocols.LoggedBuild` reply for what
+    :meth:`~piwheels.master.db.Database.log_builds` returned of a build."""
+    return LoggedBuild(logged.build_id, set(logged.new_files),
+                       set(logged.duplicates), set(logged.conflicts), '')
 
 
 class DbClient(RpcClient):

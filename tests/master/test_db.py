@@ -505,6 +505,46 @@ def test_log_build_learns_requires_python(db, with_package_version):
     assert db.get_build_queue()['cp39'] == [('foo', '0.1')]
 
 
+def test_log_builds_records_a_batch_in_order(db, with_package_version, superuser_sql):
+    db.add_new_package('bar')
+    db.add_new_package_version('bar', '1.0')
+    bar_wheel = 'bar-1.0-cp311-cp311-linux_armv7l.whl'
+    first, failed, retried, same, conflict = db.log_builds([
+        build('bar', '1.0', 'cp311', wheel(bar_wheel, requires_python='>=3.10')),
+        build('foo', '0.1', 'cp39', status=False, failure='network'),
+        build('foo', '0.1', 'cp39', wheel('foo-0.1-cp39-cp39-linux_armv7l.whl')),
+        build('bar', '1.0', 'cp39', wheel(bar_wheel)),
+        build('bar', '1.0', 'cp39', wheel(bar_wheel, filehash='e' * 64)),
+    ])
+    assert first.new_files == {bar_wheel} and failed.new_files == frozenset()
+    assert retried.new_files == {'foo-0.1-cp39-cp39-linux_armv7l.whl'}
+    # later builds of the batch meet the file registered by the first
+    assert same.duplicates == {bar_wheel} and same.new_files == frozenset()
+    assert conflict.conflicts == {bar_wheel}
+    assert [db.get_build(logged.build_id)['attempt']
+            for logged in (first, failed, retried, same, conflict)] == [1, 1, 2, 1, 2]
+    assert [db.get_build(logged.build_id)['conflict']
+            for logged in (first, same, conflict)] == [False, False, True]
+    assert db.get_package_files('bar') == {bar_wheel: 'a' * 64}
+    assert db.get_project_data('bar')['releases']['1.0']['requires_python'] == '>=3.10'
+    assert db.get_build_queue() == {'cp39': [], 'cp311': [('foo', '0.1')]}
+    assert superuser_sql(
+        "SELECT package, version, abi_tag FROM build_queue ORDER BY 1, 2, 3") == \
+        superuser_sql(
+            "SELECT package, version, abi_tag FROM build_states "
+            "WHERE status = 'pending' ORDER BY 1, 2, 3")
+
+
+def test_log_builds_records_none_when_one_fails(db, with_package_version, superuser_sql):
+    with pytest.raises(DatabaseError):
+        db.log_builds([
+            build('foo', '0.1', 'cp311', wheel('foo-0.1-py3-none-any.whl')),
+            build('foo', '9.9', 'cp311', status=False, failure='error')])
+    assert superuser_sql("SELECT count(*) FROM builds") == [(0,)]
+    assert superuser_sql("SELECT count(*) FROM files") == [(0,)]
+    assert db.log_builds([]) == []
+
+
 def test_get_build_of_unknown_id(db, with_schema):
     assert db.get_build(12345) is None
 

@@ -44,18 +44,20 @@ def jack(master_config, oracles):
 
 @pytest.fixture
 def logger(master_config, peer):
-    return peer(transport.PUSH, protocols.lumberjack.reversed(),
+    return peer(transport.DEALER, protocols.lumberjack.reversed(),
                 connect=master_config.log_queue)
 
 
-def written(jack, action):
-    return lambda: jack.written[action] > 0 or jack.lost
+def answer(jack, logger):
+    """Poll *jack* until *logger* has its answer; return it."""
+    poll_until(jack, lambda: logger.socket.poll(0))
+    return logger.recv()
 
 
 def test_lumberjack_writes_downloads(jack, logger, with_build,
                                      superuser_sql):
     logger.send('LOGDOWNLOAD', [download(), download(host='2001:db8::1')])
-    poll_until(jack, written(jack, 'LOGDOWNLOAD'))
+    assert answer(jack, logger) == ('LOGDOWNLOAD', 2)
     assert jack.written['LOGDOWNLOAD'] == 2
     assert superuser_sql(
         "SELECT filename, package, host, accessed_at, arch, distro_name, "
@@ -81,7 +83,7 @@ def test_lumberjack_writes_downloads(jack, logger, with_build,
 def test_lumberjack_writes_each_kind(jack, logger, superuser_sql, action,
                                      record, table):
     logger.send(action, [record] * 3)
-    poll_until(jack, written(jack, action))
+    assert answer(jack, logger) == (action, 3)
     assert jack.written[action] == 3
     assert superuser_sql(
         "SELECT host, accessed_at, count(*) FROM {} GROUP BY 1, 2".format(
@@ -92,7 +94,7 @@ def test_lumberjack_big_batch_is_one_message(jack, logger, superuser_sql):
     logger.send('LOGPAGE', [
         PageState('page{}.html'.format(n), '192.0.2.6', WHEN, 'x' * 1000)
         for n in range(protocols.MAX_LOG_BATCH)])
-    poll_until(jack, written(jack, 'LOGPAGE'))
+    assert answer(jack, logger) == ('LOGPAGE', protocols.MAX_LOG_BATCH)
     assert superuser_sql("SELECT count(*) FROM web_page_hits") == [
         (protocols.MAX_LOG_BATCH,)]
 
@@ -111,9 +113,11 @@ def test_lumberjack_big_batch_is_one_message(jack, logger, superuser_sql):
 def test_lumberjack_refuses_bad_batches(jack, logger, with_build,
                                         superuser_sql, message):
     logger.send_raw(message)
-    poll_until(jack, lambda: jack.protocol_errors == 1)
+    msg, error = answer(jack, logger)
+    assert msg == 'ERROR' and error.startswith('lumberjack: ')
+    assert jack.protocol_errors == 1
     logger.send('LOGDOWNLOAD', [download()])
-    poll_until(jack, written(jack, 'LOGDOWNLOAD'))
+    assert answer(jack, logger) == ('LOGDOWNLOAD', 1)
     assert superuser_sql("SELECT host FROM downloads") == [('192.0.2.1',)]
     assert superuser_sql("SELECT package FROM packages") == [('foo',)]
 
@@ -127,7 +131,7 @@ def test_lumberjack_retries_refused_batch(jack, logger, with_build,
     poll_until(jack, lambda: jack.retries)
     superuser_sql("GRANT EXECUTE ON FUNCTION log_downloads(JSONB) "
                   "TO piwheels")
-    poll_until(jack, written(jack, 'LOGDOWNLOAD'))
+    assert answer(jack, logger) == ('LOGDOWNLOAD', 1)
     assert jack.lost == 0
     assert superuser_sql("SELECT count(*) FROM downloads") == [(1,)]
 
@@ -138,19 +142,42 @@ def test_lumberjack_gives_up_after_attempts(jack, logger, with_build,
     superuser_sql("REVOKE EXECUTE ON FUNCTION log_downloads(JSONB) "
                   "FROM piwheels")
     logger.send('LOGDOWNLOAD', [download(), download()])
-    poll_until(jack, lambda: jack.lost)
+    assert answer(jack, logger) == ('LOST', 2)
     assert jack.lost == 2
     assert not jack.retries
     # and carries on with the next
     logger.send('LOGPAGE', [PageState('faq.html', '192.0.2.5', WHEN, '')])
-    poll_until(jack, written(jack, 'LOGPAGE'))
+    assert answer(jack, logger) == ('LOGPAGE', 1)
 
 
-def test_lumberjack_keeps_batches_in_flight(jack, logger, superuser_sql):
-    pages = [PageState('faq.html', '192.0.2.5', WHEN, '')] * 100
-    for _ in range(lumberjack.IN_FLIGHT + 3):
-        logger.send('LOGPAGE', pages)
-    poll_until(jack, lambda: jack.written['LOGPAGE'] == 100 * (
-        lumberjack.IN_FLIGHT + 3))
+def test_lumberjack_answers_every_batch_of_many(jack, logger, peer,
+                                                master_config, superuser_sql):
+    other = peer(transport.DEALER, protocols.lumberjack.reversed(),
+                 connect=master_config.log_queue)
+    batches = lumberjack.IN_FLIGHT + 3
+    for n in range(batches):
+        logger.send('LOGPAGE', [PageState('faq.html', '192.0.2.5', WHEN, '')]
+                    * (n + 1))
+        other.send('LOGJSON', [JSONState('foo', '192.0.2.6', WHEN, '')])
+    answers = [answer(jack, logger) for _ in range(batches)]
+    assert sorted(answers) == [('LOGPAGE', n + 1) for n in range(batches)]
+    assert [answer(jack, other) for _ in range(batches)] == [
+        ('LOGJSON', 1)] * batches
     assert superuser_sql("SELECT count(*) FROM web_page_hits") == [
-        (100 * (lumberjack.IN_FLIGHT + 3),)]
+        (batches * (batches + 1) // 2,)]
+
+
+def test_lumberjack_empty_batch_is_answered(jack, logger):
+    logger.send('LOGSEARCH', [])
+    assert answer(jack, logger) == ('LOGSEARCH', 0)
+
+
+def test_lumberjack_survives_logger_leaving(jack, logger, peer, master_config,
+                                            superuser_sql):
+    logger.send('LOGPAGE', [PageState('faq.html', '192.0.2.5', WHEN, '')])
+    logger.close()
+    poll_until(jack, lambda: jack.written['LOGPAGE'] == 1)
+    again = peer(transport.DEALER, protocols.lumberjack.reversed(),
+                 connect=master_config.log_queue)
+    again.send('LOGPAGE', [PageState('faq.html', '192.0.2.5', WHEN, '')])
+    assert answer(jack, again) == ('LOGPAGE', 1)
