@@ -192,7 +192,10 @@ class Command(abc.ABC):
         """Send log messages to stderr at the chosen verbosity, and all of
         them to ``--log-file`` when given."""
         root = logging.getLogger()
-        root.setLevel(logging.DEBUG)
+        # only as verbose as some handler wants: a DEBUG message nobody
+        # writes would still cost a log record (the master's queues log
+        # every message at DEBUG)
+        root.setLevel(logging.DEBUG if config.log_file else config.verbosity)
         for handler in list(root.handlers):
             root.removeHandler(handler)
         console = logging.StreamHandler(sys.stderr)
