@@ -2,17 +2,20 @@
 
 piw-logger sends batches of records of one kind (LOGDOWNLOAD, LOGSEARCH,
 LOGPROJECT, LOGJSON, LOGPAGE: :data:`~piwheels.protocols.lumberjack`).
-Lumberjack validates each batch as it arrives, since piw-logger is outside
-the master, and hands the message on to TheOracle (through Seraph)
-untouched: the lumberjack queue and the database queue carry the same
-actions with the same data, so the bytes piw-logger encoded are the
-request, and nothing is decoded, validated and encoded again on the way
-but in TheOracle itself. Each batch is one database transaction, and is
-answered once it is dealt with: with its action and the number of
-records written, LOST, or ERROR.
+The lumberjack queue and the database queue carry these actions with the
+same data, so the bytes piw-logger encoded are the database request:
+Lumberjack reads a batch's action and size from its first bytes
+(:func:`read_header`: only these actions pass, so nothing else piw-logger's
+socket receives can reach the database) and hands it to TheOracle (through
+Seraph) untouched. TheOracle decodes and validates it in full, once, before
+anything is written, and refuses an invalid batch with ERROR. Decoding and
+validating every batch in Lumberjack as well would double the master's
+work per record. Each batch is one database transaction, and is answered
+once it is dealt with: with its action and the number of records written,
+LOST, or ERROR.
 
 Up to :data:`IN_FLIGHT` batches are with the oracles at once, so one
-batch is checked while the database writes another and at least one
+batch is read while the database writes another and at least one
 oracle stays free for the other tasks (with the default three). When all
 are busy, Lumberjack stops reading its queue; piw-logger keeps only a few
 batches unanswered, and with ``--drop`` drops what the master doesn't take
@@ -28,6 +31,7 @@ from typing import NamedTuple
 
 from .. import protocols, transport
 from ..exc import ProtocolError, TransportError
+from ..protocols import MAX_LOG_BATCH
 from ..tasks import PauseableTask
 
 #: batches being written at once
@@ -38,6 +42,54 @@ RETRY_DELAY = 5.0
 
 #: times a batch is sent before it is given up
 MAX_ATTEMPTS = 3
+
+
+#: how TheOracle's ERROR begins when it refuses a request as invalid (a
+#: :exc:`~piwheels.exc.ProtocolError` names the queue's protocol)
+INVALID_PREFIX = protocols.the_oracle.name + ': '
+
+#: CBOR's initial bytes: an array of two items, a text string of 0 bytes,
+#: an array of 0 items
+_PAIR, _TEXT, _ARRAY = 0x82, 0x60, 0x80
+
+
+def read_header(message):
+    """Return ``(action, number of records)`` of a lumberjack message,
+    read from its first bytes (``[action, [record, ...]]`` in CBOR) without
+    decoding the rest.
+
+    :raises ProtocolError: if the message is not a batch of one of the
+        lumberjack actions, of at most
+        :data:`~piwheels.protocols.MAX_LOG_BATCH` records, and of at most the
+        queue's size.
+    """
+    if len(message) > protocols.lumberjack.max_size:
+        raise ProtocolError('lumberjack: message of {} bytes exceeds the '
+                            '{}-byte limit'.format(
+                                len(message), protocols.lumberjack.max_size))
+    size = message[1] - _TEXT if len(message) > 2 else -1
+    if message[:1] != bytes((_PAIR,)) or not 0 < size < 24:
+        raise ProtocolError('lumberjack: not a message of this queue')
+    action = bytes(message[2:2 + size]).decode('ascii', 'replace')
+    if action not in protocols.lumberjack.recv:
+        raise ProtocolError('lumberjack: unknown action {!r} (this end may '
+                            'recv {})'.format(action, ', '.join(
+                                sorted(protocols.lumberjack.recv))))
+    pos = 2 + size
+    head = message[pos] if pos < len(message) else 0
+    info = head - _ARRAY
+    if 0 <= info < 24:
+        count = info
+    elif info in (24, 25):
+        width = 1 << (info - 24)
+        count = int.from_bytes(message[pos + 1:pos + 1 + width], 'big')
+    else:
+        raise ProtocolError('lumberjack: {} needs a list of at most {} '
+                            'records'.format(action, MAX_LOG_BATCH))
+    if count > MAX_LOG_BATCH:
+        raise ProtocolError('lumberjack: {}: batch of {} items exceeds '
+                            '{}'.format(action, count, MAX_LOG_BATCH))
+    return action, count
 
 
 class LogBatch(NamedTuple):
@@ -88,8 +140,8 @@ class Lumberjack(PauseableTask):
     def handle_log(self, queue):
         """Receive a batch from piw-logger, check it and send it to the
         database; when every oracle queue is busy, wait for one first
-        (returning, unread, if a control message arrives meanwhile). An
-        invalid message is answered ERROR."""
+        (returning, unread, if a control message arrives meanwhile). A
+        message that isn't a batch is answered ERROR."""
         if not self.free and not self.wait_for_reply():
             return
         frames = queue.recv_multipart()
@@ -102,22 +154,11 @@ class Lumberjack(PauseableTask):
             if len(parts) != 1:
                 raise ProtocolError('lumberjack: expected one message frame, '
                                     'got {}'.format(len(parts)))
-            if len(message) > queue.max_size:
-                raise ProtocolError(
-                    'lumberjack: message of {} bytes exceeds the {}-byte '
-                    'limit'.format(len(message), queue.max_size))
-            action, records = transport.decode(message)
-            records = queue.protocol.check('recv', action, records)
+            action, count = read_header(message)
         except ProtocolError as exc:
-            text = str(exc)
-            if not text.startswith('lumberjack:'):
-                text = 'lumberjack: ' + text
-            self.answer(client, 'ERROR', text[:2000])
-            raise ProtocolError(text) from None
-        if records:
-            self.send_batch(LogBatch(client, action, len(records), message, 1))
-        else:
-            self.answer(client, action, 0)
+            self.answer(client, 'ERROR', str(exc))
+            raise
+        self.send_batch(LogBatch(client, action, count, message, 1))
 
     def wait_for_reply(self, timeout=1.0):
         """Wait up to *timeout* seconds for a database reply and handle it;
@@ -154,6 +195,12 @@ class Lumberjack(PauseableTask):
             self.logger.debug('Lumberjack: %d %s records written',
                               batch.count, batch.action)
             self.answer(batch.client, batch.action, batch.count)
+        elif data.startswith(INVALID_PREFIX):
+            # TheOracle found the batch invalid: no use trying again
+            self.answer(batch.client, 'ERROR', 'lumberjack: invalid batch: '
+                        + data[len(INVALID_PREFIX):])
+            raise ProtocolError('lumberjack: invalid batch from piw-logger '
+                                '{}: {}'.format(batch.client.hex(), data))
         elif batch.attempts < MAX_ATTEMPTS:
             self.logger.warning(
                 'Lumberjack: %s of %d records failed (%s); trying again in '
@@ -175,7 +222,8 @@ class Lumberjack(PauseableTask):
         """Send *msg* to the piw-logger at *client*, unless it has gone (it
         ended, or was restarted)."""
         try:
-            self.log_queue.send_addr_msg(client, msg, data)
+            self.log_queue.send_addr_msg(
+                client, msg, data[:2000] if msg == 'ERROR' else data)
         except TransportError:
             self.logger.debug('Lumberjack: piw-logger %s left before its '
                               'answer', client.hex())

@@ -96,11 +96,16 @@ class TheOracle(NonStopTask):
         try:
             client, msg, data = queue.recv_addr_msg()
         except protocols.ProtocolError as exc:
-            # the client's address is lost with the message; Seraph still
-            # needs this worker's reply to know it is free again
             self.protocol_errors += 1
-            self.logger.error('TheOracle: invalid request ignored: %s', exc)
-            queue.send_msg('READY')
+            self.logger.error('TheOracle: invalid request refused: %s', exc)
+            client = getattr(exc, 'addr', None)
+            if client:
+                # Seraph passes the answer on and knows this worker is free
+                queue.send_addr_msg(client, 'ERROR', str(exc)[:2000])
+            else:
+                # no client to answer; Seraph still needs this worker's
+                # reply to know it is free again
+                queue.send_msg('READY')
             return
         try:
             handler = getattr(self, 'do_{}'.format(msg.lower()), None)

@@ -83,3 +83,20 @@ def test_seraph_queues_requests_while_workers_busy(master_config, peer):
             assert client.recv(timeout=10) == ('ALLPKGS', set())
     finally:
         tasks.stop()
+
+
+def test_oracle_answers_invalid_request_with_error(master_config, peer):
+    """A request that fails its schema is refused with ERROR, so the client
+    is not left waiting, and the worker carries on."""
+    tasks = RunningTasks(master_config, Seraph, TheOracle)
+    try:
+        client = peer(transport.DEALER, protocols.the_oracle.reversed(),
+                      connect=master_config.db_queue)
+        client.send_raw(b'', transport.encode('LOGPAGE', [['faq.html']]))
+        msg, error = client.recv(timeout=10)
+        assert msg == 'ERROR'
+        assert error.startswith('the_oracle: LOGPAGE: ')
+        client.send_raw(b'', transport.encode('ALLPKGS'))
+        assert client.recv(timeout=10) == ('ALLPKGS', set())
+    finally:
+        tasks.stop()
