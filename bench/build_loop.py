@@ -3,12 +3,15 @@
 Starts a private PostgreSQL cluster in a temporary directory, initialises
 the database with piw-initdb's script and fills it with versions to build,
 then runs a real ``piw-master`` process (with every task that exists, TheScribe
-writing pages included) and simulated build slaves: real ZeroMQ clients, in
-threads spread over a few processes, speaking the full slave protocol
-(HELLO, IDLE, BUILD, BUSY, BUILT, SEND, the chunked file transfer of a tiny
-wheel, SENT, DONE). It prints the builds coordinated per second, how long
-slaves waited for the master's replies (the slowest reply above all), and
-the transfer rate of one 100 MB wheel.
+writing pages included) and simulated build slaves: real ZeroMQ clients,
+each a state machine, many sharing the one thread of each of a few
+processes (so no slave waits for a lock of its own process to notice a
+reply), speaking the full slave protocol (HELLO, IDLE, BUILD, BUSY, BUILT,
+SEND, the chunked file transfer of a tiny wheel, SENT, DONE). It prints the
+builds coordinated per second (told DONE while every slave ran) and how many
+the database recorded meanwhile, how long slaves waited for the master's
+replies (the slowest reply above all), and the transfer rate of one 100 MB
+wheel.
 
 Usage::
 
@@ -34,6 +37,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from piwheels import __version__, protocols, transport  # noqa: E402
 from piwheels.initdb import InitDB, get_connection, get_script  # noqa: E402
 from piwheels.pgcluster import PrivateCluster, free_port  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 ABI = 'cp311'
 
@@ -102,11 +106,15 @@ def hello(label):
 
 
 class SimulatedSlave:
-    """One slave: builds whatever it is given instantly and sends a tiny
-    wheel. Records each reply's latency."""
+    """One slave as a state machine: it builds whatever it is given
+    instantly and sends a tiny wheel (or *content*). Many of them share one
+    thread (see :func:`run_slaves`), so that no slave waits for a lock of
+    its own process to notice a reply: each reply's latency is taken when
+    the poll that saw it returned."""
 
-    def __init__(self, ctx, label, slave_port, file_port):
+    def __init__(self, ctx, label, slave_port, file_port, content=None):
         self.label = label
+        self.content = content
         self.queue = ctx.socket(transport.REQ,
                                 protocol=protocols.slave_driver.reversed())
         self.queue.connect('tcp://127.0.0.1:{}'.format(slave_port))
@@ -117,25 +125,90 @@ class SimulatedSlave:
         self.built_at = []
         self.transfer_seconds = None
         self.started = None
+        self.slave_id = None
+        self.request = None       # (action, when it was sent)
+        self.wake_at = None       # when a slave told to SLEEP asks again
+        self.wheel = None
+        self.transfer_start = None
+        self.stopping = False
+        self.gone = False
 
-    def request(self, msg, data=protocols.NoData):
-        start = time.perf_counter()
+    def send(self, msg, data=protocols.NoData):
         self.queue.send_msg(msg, data)
-        reply = self.queue.recv_msg(timeout=60)
-        self.latencies.setdefault(msg, []).append(
-            time.perf_counter() - start)
-        return reply
+        self.request = (msg, time.perf_counter())
 
-    def transfer(self, slave_id, content):
-        start = time.perf_counter()
-        self.files.send_msg('HELLO', slave_id)
-        view = memoryview(content)
-        while True:
-            msg, data = self.files.recv_msg(timeout=60)
-            if msg == 'DONE':
-                return time.perf_counter() - start
-            self.files.send_msg('CHUNK', protocols.Chunk(
-                data.offset, bytes(view[data.offset:data.offset + data.length])))
+    def start(self):
+        self.send('HELLO', hello(self.label))
+
+    def stop(self):
+        """Leave at the next chance: now if asleep, else once the build in
+        hand is done."""
+        self.stopping = True
+        if self.wake_at is not None:
+            self.leave()
+
+    def leave(self):
+        self.queue.send_msg('BYE')
+        self.wake_at = None
+        self.gone = True
+
+    def wake(self):
+        self.wake_at = None
+        if self.stopping:
+            self.leave()
+        else:
+            self.send('IDLE', stats())
+
+    def on_reply(self, received_at):
+        """Handle the master's reply (it arrived by *received_at*)."""
+        msg, data = self.queue.recv_msg()
+        sent, sent_at = self.request
+        self.latencies.setdefault(sent, []).append(received_at - sent_at)
+        self.request = None
+        if sent == 'HELLO':
+            assert msg == 'ACK', (msg, data)
+            self.slave_id = data.slave_id
+            self.started = time.time()
+            self.send('IDLE', stats())
+        elif msg == 'SLEEP':
+            if self.stopping:
+                self.leave()
+            else:
+                self.wake_at = time.monotonic() + 0.05
+        elif msg == 'BUILD':
+            if self.stopping:
+                self.leave()
+                return
+            self.wheel = self.content or '{} {}'.format(*data).encode(
+                'ascii') * 20
+            self.build = data
+            self.send('BUSY', stats())
+        elif msg == 'CONT':
+            self.send('BUILT', self.build_result(
+                self.build.package, self.build.version, self.wheel))
+        elif msg == 'SEND':
+            self.transfer_start = time.perf_counter()
+            self.files.send_msg('HELLO', self.slave_id)
+        elif msg == 'DONE':
+            assert sent in ('BUILT', 'SENT'), (sent, msg)
+            self.built_at.append(time.time())
+            if self.stopping or self.content is not None:
+                self.leave()
+            else:
+                self.send('IDLE', stats())
+        else:
+            raise AssertionError((sent, msg, data))
+
+    def on_file_message(self):
+        """Answer a FETCH with its CHUNK; on DONE say SENT."""
+        msg, data = self.files.recv_msg()
+        if msg == 'DONE':
+            self.transfer_seconds = time.perf_counter() - self.transfer_start
+            self.send('SENT')
+            return
+        view = memoryview(self.wheel)
+        self.files.send_msg('CHUNK', protocols.Chunk(
+            data.offset, bytes(view[data.offset:data.offset + data.length])))
 
     def build_result(self, package, version, content):
         filename = '{}-{}-{}-{}-linux_x86_64.whl'.format(
@@ -148,56 +221,59 @@ class SimulatedSlave:
                                      'built {} {}\n'.format(package, version),
                                      [file], '')
 
-    def run(self, stop, content=None, once=False):
-        msg, ack = self.request('HELLO', hello(self.label))
-        assert msg == 'ACK', (msg, ack)
-        slave_id = ack.slave_id
-        self.started = time.time()
-        reply = self.request('IDLE', stats())
-        while not stop.is_set():
-            msg, data = reply
-            if msg == 'SLEEP':
-                time.sleep(0.05)
-                reply = self.request('IDLE', stats())
-                continue
-            assert msg == 'BUILD', reply
-            wheel = content or '{} {}'.format(*data).encode('ascii') * 20
-            reply = self.request('BUSY', stats())
-            assert reply[0] == 'CONT', reply
-            reply = self.request('BUILT', self.build_result(
-                data.package, data.version, wheel))
-            while reply[0] == 'SEND':
-                seconds = self.transfer(slave_id, wheel)
-                if content is not None:
-                    self.transfer_seconds = seconds
-                reply = self.request('SENT')
-            assert reply[0] == 'DONE', reply
-            self.built_at.append(time.time())
-            if once:
-                break
-            reply = self.request('IDLE', stats())
-        self.queue.send_msg('BYE')
+    def close(self):
         self.queue.close(linger=1)
         self.files.close(linger=0)
 
 
+def run_slaves(slaves, seconds):
+    """Run *slaves* in this thread for *seconds*, then until each has said
+    BYE (finishing the build in hand)."""
+    poller = transport.Poller()
+    owner = {}
+    for slave in slaves:
+        poller.register(slave.queue, transport.POLLIN)
+        poller.register(slave.files, transport.POLLIN)
+        owner[slave.queue] = (slave, slave.on_reply)
+        owner[slave.files] = (slave, lambda received_at, slave=slave:
+                              slave.on_file_message())
+        slave.start()
+    stop_at = time.monotonic() + seconds
+    deadline = stop_at + 120
+    stopped = None
+    while not all(slave.gone for slave in slaves):
+        now = time.monotonic()
+        if stopped is None and now >= stop_at:
+            stopped = time.time()
+            for slave in slaves:
+                slave.stop()
+        if now > deadline:
+            raise RuntimeError('slaves still busy 120 s after the end')
+        wakes = [slave.wake_at for slave in slaves if slave.wake_at]
+        timeout = max(0, min(wakes + [stop_at if stopped is None
+                                      else now + 1]) - now)
+        ready = poller.poll(timeout)
+        received_at = time.perf_counter()
+        for queue in ready:
+            slave, handler = owner[queue]
+            handler(received_at)
+        now = time.monotonic()
+        for slave in slaves:
+            if slave.wake_at is not None and slave.wake_at <= now:
+                slave.wake()
+    for slave in slaves:
+        slave.close()
+    return stopped
+
+
 def slave_process(labels, slave_port, file_port, seconds, results):
-    """Run the slaves *labels* in threads for *seconds*, then report when
-    each build finished, the reply latencies by request, and the window
-    during which all of them were running."""
+    """Run the slaves *labels* in this process's one thread for *seconds*,
+    then report when each build finished, the reply latencies by request,
+    and the window during which all of them were running."""
     ctx = transport.Context.instance()
-    stop = threading.Event()
     slaves = [SimulatedSlave(ctx, label, slave_port, file_port)
               for label in labels]
-    threads = [threading.Thread(target=slave.run, args=(stop,))
-               for slave in slaves]
-    for thread in threads:
-        thread.start()
-    time.sleep(seconds)
-    stopped = time.time()
-    stop.set()
-    for thread in threads:
-        thread.join(120)
+    stopped = run_slaves(slaves, seconds)
     latencies = {}
     for slave in slaves:
         for msg, values in slave.latencies.items():
@@ -207,11 +283,46 @@ def slave_process(labels, slave_port, file_port, seconds, results):
                  latencies))
 
 
+class RecordedBuilds(threading.Thread):
+    """Samples how many builds the database holds, four times a second, so
+    that the builds recorded during a window can be told (the slaves are
+    answered DONE before their build is recorded)."""
+
+    def __init__(self, dsn):
+        super().__init__(daemon=True)
+        self.conn = get_connection(dsn)
+        self.samples = []
+        self.finished = threading.Event()
+
+    def run(self):
+        while not self.finished.wait(0.25):
+            count = self.conn.execute(text(
+                'SELECT count(*) FROM builds')).scalar()
+            self.conn.rollback()
+            self.samples.append((time.time(), count))
+
+    def stop(self):
+        self.finished.set()
+        self.join()
+        self.conn.close()
+
+    def at(self, when):
+        """Return the builds recorded by *when* (interpolated)."""
+        before = max((s for s in self.samples if s[0] <= when),
+                     default=self.samples[0])
+        after = min((s for s in self.samples if s[0] >= when),
+                    default=self.samples[-1])
+        if after[0] == before[0]:
+            return before[1]
+        return before[1] + (after[1] - before[1]) * (
+            when - before[0]) / (after[0] - before[0])
+
+
 def measure_builds(slave_port, file_port, count, seconds, processes):
     """Run *count* slaves over *processes* processes for *seconds*; return
-    ``(builds, seconds, latencies)``: the builds finished while every
-    slave was running, over how long that was, and the reply latencies
-    of each kind of request."""
+    ``(builds, window, latencies)``: the builds finished while every
+    slave was running, when that was (start and end times), and the reply
+    latencies of each kind of request."""
     # spawn, not fork: a forked ZeroMQ context is unusable
     mp = multiprocessing.get_context('spawn')
     results = mp.Queue()
@@ -234,7 +345,7 @@ def measure_builds(slave_port, file_port, count, seconds, processes):
         worker.join()
     window = (max(starts), min(stops))
     builds = sum(1 for when in built_at if window[0] <= when <= window[1])
-    return builds, window[1] - window[0], latencies
+    return builds, window, latencies
 
 
 def cpu_seconds(pid):
@@ -246,8 +357,10 @@ def cpu_seconds(pid):
 
 def measure_transfer(slave_port, file_port, size):
     ctx = transport.Context.instance()
-    slave = SimulatedSlave(ctx, 'bigwheel', slave_port, file_port)
-    slave.run(threading.Event(), content=os.urandom(size), once=True)
+    slave = SimulatedSlave(ctx, 'bigwheel', slave_port, file_port,
+                           content=os.urandom(size))
+    # it leaves after its one build
+    run_slaves([slave], 600)
     return slave.transfer_seconds
 
 
@@ -276,7 +389,7 @@ def main():
     parser.add_argument('--slaves', type=int, default=50)
     parser.add_argument('--seconds', type=float, default=20)
     parser.add_argument('--versions', type=int, default=40000)
-    parser.add_argument('--processes', type=int, default=5)
+    parser.add_argument('--processes', type=int, default=2)
     parser.add_argument('--transfer-mb', type=int, default=100)
     parser.add_argument('--keep', action='store_true',
                         help='keep the temporary directory (with the '
@@ -294,18 +407,25 @@ def main():
                                       config.pages, config.keep)
         wait_for_master(slave_port)
         time.sleep(2)   # the first build queue
+        recorded = RecordedBuilds(dsn)
+        recorded.start()
         cpu_before = cpu_seconds(master.pid)
-        builds, elapsed, latencies = measure_builds(
+        builds, window, latencies = measure_builds(
             slave_port, file_port, config.slaves, config.seconds,
             config.processes)
         cpu_used = cpu_seconds(master.pid) - cpu_before
+        recorded.stop()
         if not builds:
             raise RuntimeError('no builds were coordinated')
+        elapsed = window[1] - window[0]
+        in_database = recorded.at(window[1]) - recorded.at(window[0])
         print('pages written by {}: {}'.format(
             ' and '.join(PAGE_TASKS), 'yes' if config.pages else 'no'))
-        print('{} simulated slaves: {} builds coordinated in {:.1f} s while '
-              'all ran: {:.0f} builds/s'.format(
-                  config.slaves, builds, elapsed, builds / elapsed))
+        print('{} simulated slaves: {} builds coordinated (told DONE) in '
+              '{:.1f} s while all ran: {:.0f} builds/s; {:.0f} recorded in '
+              'the database meanwhile: {:.0f} builds/s'.format(
+                  config.slaves, builds, elapsed, builds / elapsed,
+                  in_database, in_database / elapsed))
         everything = sorted(lat for values in latencies.values()
                             for lat in values)
         print('master CPU time: {:.1f} s, {:.2f} ms per build; load '
