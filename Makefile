@@ -81,7 +81,8 @@ test-molecule: $(DEPLOY_VENV)/.installed deb
 	@scripts/install-deps scripts/deploy-apt-packages
 	scripts/build-bookworm-image
 	mkdir -p $(foreach host,master slave1 slave2,build/deploy-cache/molecule/piwheels-$(host)/partial)
-	$(DEPLOY_ENV) molecule test
+	@# the containers' names are the machine's: one scenario at a time
+	flock /tmp/piwheels-molecule.lock env $(DEPLOY_ENV) molecule test
 
 # The .debs in dist/ installed into a fresh bookworm systemd container
 # (tests/deploy): commands on Debian's libraries, units, the master on
