@@ -35,8 +35,8 @@ VALID_PAGE = re.compile(r'[A-Za-z0-9._~!$&\'()*+,;=:@/-]*')
 
 _SEPARATORS = re.compile(r'[-_.]+')
 
-#: how many user agents :class:`Classifier` remembers the fields of
-AGENT_CACHE_SIZE = 10000
+#: how many user agents and paths :class:`Classifier` remembers
+CACHE_SIZE = 50000
 
 #: the user agent fields of a download or search when pip's JSON is absent
 NO_AGENT_FIELDS = (None,) * 10
@@ -104,11 +104,12 @@ def parse_user_agent(user_agent):
 
 class Classifier:
     """Turn :class:`~piwheels.logger.formats.LogEntry` tuples into log
-    records, remembering the fields of recent user agents (the same few
-    agents make most of the hits)."""
+    records, remembering what recent paths were and the fields of recent
+    user agents (the same few make most of the hits)."""
 
     def __init__(self):
         self._agents = {}
+        self._paths = {}
 
     def agent_fields(self, user_agent):
         """Return :func:`parse_user_agent` of *user_agent*, cached."""
@@ -117,10 +118,22 @@ class Classifier:
         except KeyError:
             pass
         fields = parse_user_agent(user_agent)
-        if len(self._agents) >= AGENT_CACHE_SIZE:
+        if len(self._agents) >= CACHE_SIZE:
             self._agents.clear()
         self._agents[user_agent] = fields
         return fields
+
+    def target(self, path):
+        """Return :func:`classify_path` of *path*, cached."""
+        try:
+            return self._paths[path]
+        except KeyError:
+            pass
+        target = classify_path(path)
+        if len(self._paths) >= CACHE_SIZE:
+            self._paths.clear()
+        self._paths[path] = target
+        return target
 
     def classify(self, entry):
         """Return ``(action, record)`` for *entry*: the LOG* action of the
@@ -128,64 +141,80 @@ class Classifier:
         ``None`` when the hit is not recorded."""
         if entry.method != 'GET' or entry.status not in (200, 304):
             return None
-        path = entry.path
-        if (path[:1] != '/' or '\\' in path or '\x00' in path
-                or '/.' in path or '//' in path):
-            # not a path Apache serves from the output as it is; hidden
-            # files and anything with . or .. parts are never counted
+        target = self.target(entry.path)
+        if target is None:
             return None
-        parts = path[1:].split('/')
+        action, name = target
         host = entry.host[:MAX_HOST]
-        top = parts[0]
-        if top == 'simple' and 2 <= len(parts) <= 3:
-            return self._simple(entry, host, parts)
-        if top == 'project' and 2 <= len(parts) <= 4:
-            return self._project(entry, host, parts)
-        if top not in ('simple', 'project') and (
-                path.endswith('/') or path.endswith('.html')):
-            page = path[1:]
-            if not page or page.endswith('/'):
-                page += 'index.html'
-            if len(page) <= MAX_PAGE and VALID_PAGE.fullmatch(page):
-                return 'LOGPAGE', PageState(
-                    page, host, entry.timestamp,
-                    entry.user_agent[:MAX_USER_AGENT])
-        return None
-
-    def _simple(self, entry, host, parts):
-        package = parts[1]
-        if not VALID_NAME.fullmatch(package) or len(package) > 200:
-            return None
-        filename = parts[2] if len(parts) == 3 else ''
-        if filename.endswith('.whl'):
+        if action == 'LOGDOWNLOAD':
             if entry.status != 200:
                 return None
-            try:
-                tags = parse_wheel_filename(filename)
-            except ValueError:
-                return None
-            if canonicalize(tags.package_tag) != canonicalize(package):
-                # a wheel's name in a directory that isn't its package's
-                return None
-            return 'LOGDOWNLOAD', DownloadState(
-                filename, host, entry.timestamp,
-                *self.agent_fields(entry.user_agent))
-        if filename in ('', 'index.html', 'index.json'):
-            return 'LOGSEARCH', SearchState(
-                canonicalize(package), host, entry.timestamp,
-                *self.agent_fields(entry.user_agent))
-        return None
+            return action, DownloadState._make(
+                (name, host, entry.timestamp) +
+                self.agent_fields(entry.user_agent))
+        if action == 'LOGSEARCH':
+            return action, SearchState._make(
+                (name, host, entry.timestamp) +
+                self.agent_fields(entry.user_agent))
+        return action, PAGE_STATES[action](
+            name, host, entry.timestamp, entry.user_agent[:MAX_USER_AGENT])
 
-    def _project(self, entry, host, parts):
-        package = parts[1]
+
+def classify_path(path):
+    """Return what a request for *path* is: ``(action, name)`` with the
+    LOG* action it is recorded with and the wheel's filename
+    (LOGDOWNLOAD), the package's canonical name (LOGSEARCH, LOGPROJECT,
+    LOGJSON) or the page (LOGPAGE); ``None`` if it isn't recorded.
+
+    :param str path: the URL's path, percent-decoded, without the query.
+    """
+    if (path[:1] != '/' or '\\' in path or '\x00' in path
+            or '/.' in path or '//' in path):
+        # not a path Apache serves from the output as it is; hidden files
+        # and anything with . or .. parts are never counted
+        return None
+    parts = path[1:].split('/')
+    top = parts[0]
+    if top in ('simple', 'project'):
+        package = parts[1] if len(parts) > 1 else ''
         if not VALID_NAME.fullmatch(package) or len(package) > 200:
             return None
         rest = parts[2:]
+        if top == 'simple':
+            return _simple_target(package, rest)
         if rest in ([], [''], ['index.html']):
-            action, state = 'LOGPROJECT', ProjectState
-        elif rest in (['json'], ['json', ''], ['json', 'index.json']):
-            action, state = 'LOGJSON', JSONState
-        else:
-            return None
-        return action, state(canonicalize(package), host, entry.timestamp,
-                             entry.user_agent[:MAX_USER_AGENT])
+            return 'LOGPROJECT', canonicalize(package)
+        if rest in (['json'], ['json', ''], ['json', 'index.json']):
+            return 'LOGJSON', canonicalize(package)
+        return None
+    if path.endswith('/') or path.endswith('.html'):
+        page = path[1:]
+        if not page or page.endswith('/'):
+            page += 'index.html'
+        if len(page) <= MAX_PAGE and VALID_PAGE.fullmatch(page):
+            return 'LOGPAGE', page
+    return None
+
+
+def _simple_target(package, rest):
+    if rest in ([], [''], ['index.html'], ['index.json']):
+        return 'LOGSEARCH', canonicalize(package)
+    if len(rest) != 1 or not rest[0].endswith('.whl'):
+        return None
+    filename = rest[0]
+    try:
+        tags = parse_wheel_filename(filename)
+    except ValueError:
+        return None
+    if canonicalize(tags.package_tag) != canonicalize(package):
+        # a wheel's name in a directory that isn't its package's
+        return None
+    return 'LOGDOWNLOAD', filename
+
+
+#: the records of the hits that keep the whole user agent
+PAGE_STATES = {
+    'LOGPROJECT': ProjectState,
+    'LOGJSON': JSONState,
+    'LOGPAGE': PageState,
+}

@@ -202,6 +202,11 @@ class LogParser:
             pieces.append(re.escape(fmt[pos:match.start()]))
             quoted = (fmt[match.start() - 1:match.start()] == '"'
                       and fmt[match.end():match.end() + 1] == '"')
+            if quoted and fmt[match.end():] == '"':
+                # the last field of the line (the user agent of "combined")
+                # ends at the line's last quote: no need to match it
+                # escape by escape
+                quoted = 'last'
             pieces.append(self._directive(
                 match.group('letter'), match.group('arg'), quoted))
             pos = match.end()
@@ -238,7 +243,8 @@ class LogParser:
                 self.time_parser = TimeParser(arg)
             if arg is None:
                 return r'\[' + self._group('time', r'[^\]]*') + r'\]'
-            return self._group('time', _QUOTED_VALUE if quoted else '.*?')
+            return self._group('time', '.*?' if not quoted else
+                               '.*' if quoted == 'last' else _QUOTED_VALUE)
         name = None
         if letter in _HOST_LETTERS and arg in (None, 'c'):
             name = 'host'
@@ -252,7 +258,9 @@ class LogParser:
             name = 'path'
         elif letter == 'i' and arg is not None and arg.lower() == 'user-agent':
             name = 'user_agent'
-        if quoted:
+        if quoted == 'last':
+            pattern = '.*'
+        elif quoted:
             pattern = _QUOTED_VALUE
         elif letter in _SPACED_LETTERS:
             pattern = '.*?'
