@@ -176,15 +176,18 @@ def classify_path(path):
     parts = path[1:].split('/')
     top = parts[0]
     if top in ('simple', 'project'):
-        package = parts[1] if len(parts) > 1 else ''
+        if len(parts) < 3:
+            # the index's own pages (simple/index.html), or a package's
+            # directory without its slash (redirected, not served)
+            return None
+        package, rest = parts[1], parts[2:]
         if not VALID_NAME.fullmatch(package) or len(package) > 200:
             return None
-        rest = parts[2:]
         if top == 'simple':
             return _simple_target(package, rest)
-        if rest in ([], [''], ['index.html']):
+        if rest in ([''], ['index.html']):
             return 'LOGPROJECT', canonicalize(package)
-        if rest in (['json'], ['json', ''], ['json', 'index.json']):
+        if rest in (['json', ''], ['json', 'index.json']):
             return 'LOGJSON', canonicalize(package)
         return None
     if path.endswith('/') or path.endswith('.html'):
@@ -197,7 +200,7 @@ def classify_path(path):
 
 
 def _simple_target(package, rest):
-    if rest in ([], [''], ['index.html'], ['index.json']):
+    if rest in ([''], ['index.html'], ['index.json']):
         return 'LOGSEARCH', canonicalize(package)
     if len(rest) != 1 or not rest[0].endswith('.whl'):
         return None

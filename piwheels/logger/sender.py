@@ -12,7 +12,9 @@ With ``drop`` (a piped log), a batch the master hasn't taken within
 master that is down or slow costs records and never the web server's time.
 Without it (files, a followed log), sending waits for the master: the
 input is the spool. Batches unanswered for :data:`ANSWER_TIMEOUT` seconds
-(the master stopped with them) are counted as unconfirmed.
+(the master stopped with them) are counted as unconfirmed with ``drop``,
+and sent again without it (a master that stopped after writing a batch but
+before answering it then has it twice: rare, and better than losing it).
 """
 
 import logging
@@ -75,7 +77,7 @@ class Sender:
         self.started = {}
         #: (action, records, deadline) waiting to be sent, oldest first
         self.outbox = deque()
-        #: [action, count, sent at] of the batches sent and unanswered
+        #: [action, records, sent at] of the batches sent and unanswered
         self.in_flight = deque()
         #: records the master wrote, per action
         self.written = dict.fromkeys(ACTIONS, 0)
@@ -154,7 +156,7 @@ class Sender:
                               len(records), exc)
             self.dropped += len(records)
         else:
-            self.in_flight.append([action, len(records), time.monotonic()])
+            self.in_flight.append([action, records, time.monotonic()])
         self.outbox.popleft()
         return True
 
@@ -170,18 +172,26 @@ class Sender:
             self._answered(msg, count)
         if self.in_flight and (time.monotonic() - self.in_flight[0][2]
                                > self.answer_timeout):
-            count = sum(entry[1] for entry in self.in_flight)
+            if self.drop:
+                self.unconfirmed += sum(
+                    len(entry[1]) for entry in self.in_flight)
+                self._warn('%d records sent without an answer from the '
+                           'master', self.unconfirmed)
+            else:
+                deadline = time.monotonic() + self.drop_timeout
+                self.outbox.extendleft(
+                    (action, records, deadline)
+                    for action, records, sent_at in reversed(self.in_flight))
+                self._warn('no answer from the master for %ds: sending '
+                           'again', self.answer_timeout)
             self.in_flight.clear()
-            self.unconfirmed += count
-            self._warn('%d records sent without an answer from the master',
-                       self.unconfirmed)
 
     def _answered(self, msg, data):
         entry = self._match(msg, data)
         if msg == 'ERROR':
             self.logger.error('the master refused a batch: %s', data)
             if entry is not None:
-                self.lost += entry[1]
+                self.lost += len(entry[1])
             return
         if entry is None:
             # answered after it was given up as unconfirmed
@@ -196,7 +206,7 @@ class Sender:
         oldest one of its action and size; answers may come out of order);
         None if there is none."""
         for entry in self.in_flight:
-            if msg == 'ERROR' or entry[1] == data and msg in (
+            if msg == 'ERROR' or len(entry[1]) == data and msg in (
                     entry[0], 'LOST'):
                 self.in_flight.remove(entry)
                 return entry
@@ -237,7 +247,8 @@ class Sender:
             remaining = deadline - time.monotonic()
             if self.drop and remaining <= 0:
                 self.dropped += sum(len(item[1]) for item in self.outbox)
-                self.unconfirmed += sum(entry[1] for entry in self.in_flight)
+                self.unconfirmed += sum(
+                    len(entry[1]) for entry in self.in_flight)
                 self.outbox.clear()
                 self.in_flight.clear()
                 break

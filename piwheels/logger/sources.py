@@ -49,12 +49,15 @@ class LineSplitter:
     def feed(self, chunk):
         """Return the complete lines that *chunk* ends (a list of bytes;
         lines longer than the limit are left out and counted)."""
+        if self._skipping:
+            # the rest of a line too long to keep
+            end = chunk.find(b'\n')
+            if end == -1:
+                return []
+            chunk = chunk[end + 1:]
+            self._skipping = False
         lines = (self._rest + chunk).split(b'\n')
         self._rest = lines.pop()
-        if self._skipping and lines:
-            # the end of a line too long to keep
-            del lines[0]
-            self._skipping = False
         if len(self._rest) > self.max_line:
             self._rest = b''
             self._skipping = True
