@@ -4,13 +4,17 @@ Starts a private PostgreSQL cluster, creates the piwheels database with
 piw-initdb, fills it with a synthetic farm (by default 20,000 packages of 1
 to 8 versions each, built for two ABIs, a fifth of the builds failed, every
 tenth package with another spelling of its name, a third of the wheels with
-apt dependencies), puts a ``.metadata`` file beside every wheel as the
-output has once the wheels landed, and then times a full rewrite (what
+apt dependencies), puts the wheels (empty stand-ins) and their
+``.metadata`` files in the output as they are once the wheels landed, and
+then times a full rewrite (what
 ``piw-rebuild index`` asks for): every package's simple index (HTML and
 JSON), project page and project JSON, in the scribe's own batches.
 
-It prints the rate of the first rewrite into an empty output directory and
-of a second one over the unchanged output (which compares and skips).
+It prints the rate of three rewrites: the first into an output without
+pages, a second after a change of the data shown on every page (so every
+page is written again), and a third over the unchanged output (which
+compares every page and writes none), with the CPU time per package of the
+scribe and of its database server.
 
 Run: ``.venv/bin/python bench/web_rewrite.py [--packages N] [--keep DIR]``
 """
@@ -70,6 +74,14 @@ WHERE f.build_id % 3 = 0;
 """
 
 
+#: a change of the data every page shows (as a fix in the database, or
+#: new templates after an upgrade, would make)
+CHANGE_EVERY_PAGE = """
+UPDATE packages SET description = description || ' (revised)';
+UPDATE files SET requires_python = '>=3.9.0';
+"""
+
+
 def setup_database(cluster, packages):
     """Create the benchmark's database with *packages* synthetic packages;
     return the ordinary user's DSN."""
@@ -88,15 +100,19 @@ def setup_database(cluster, packages):
     return cluster.dsn(user=USER, password=PASSWORD, database='piwbench')
 
 
-def place_metadata(scribe):
-    """Put a ``.metadata`` file beside every wheel of the database, as the
-    output holds once the wheels have landed; return how many."""
+def place_wheels(scribe):
+    """Put every wheel of the database (an empty stand-in: the scribe never
+    reads a wheel whose metadata is extracted) with its ``.metadata`` file
+    in the output, as FileJuggler and an earlier rewrite leave them; return
+    how many."""
     count = 0
     for package in scribe.db.get_all_packages():
         for filename in scribe.db.get_package_files(package):
-            path = scribe.output.wheel_path(package, filename) + '.metadata'
+            path = scribe.output.wheel_path(package, filename)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, 'wb') as f:
+            with open(path, 'wb'):
+                pass
+            with open(path + '.metadata', 'wb') as f:
                 f.write('Metadata-Version: 2.1\nName: {}\n'.format(package).encode('ascii'))
             count += 1
     return count
@@ -121,16 +137,25 @@ def backend_cpu(cluster):
 
 
 def full_rewrite(scribe, cluster):
-    """Run a full rewrite to its end; return (wall seconds, CPU seconds of
-    this process, CPU seconds of the database server)."""
+    """Run a full rewrite to its end; return (wall seconds, user and system
+    CPU seconds of the scribe with its worker processes, CPU seconds of the
+    database server)."""
     scribe.start_rewrite(both=True)
     scribe.continue_rewrite()  # connects the prefetcher, so its server is counted
     db_before = backend_cpu(cluster)
-    cpu_before = time.process_time()
+    times_before = os.times()
     start = time.perf_counter()
     while scribe.rewrite:
         scribe.continue_rewrite()
-    return (time.perf_counter() - start, time.process_time() - cpu_before,
+    wall = time.perf_counter() - start
+    times = os.times()
+    # the worker processes' time is counted in children_* once they have
+    # ended, which they do at the end of the rewrite
+    return (wall,
+            times.user + times.children_user
+            - times_before.user - times_before.children_user,
+            times.system + times.children_system
+            - times_before.system - times_before.children_system,
             backend_cpu(cluster) - db_before)
 
 
@@ -159,27 +184,36 @@ def main(args=None):
             dsn = setup_database(cluster, config.packages)
             print('database of {:,} packages made in {:.1f}s'.format(
                 config.packages, time.perf_counter() - started))
-        output = os.path.join(work, 'www')
-        shutil.rmtree(output, ignore_errors=True)
+        # a new directory each run: removing the last one's files right
+        # before would leave the file system busy during the measurement
+        output = tempfile.mkdtemp(prefix='www-', dir=work)
         scribe = TheScribe(PiWheelsMaster().parse_args([
             '-c', os.devnull, '--dsn', dsn, '--output-path', output,
             '--site-url', 'https://example.org']))
         try:
             scribe.once()
-            print('{:,} .metadata files placed beside the wheels'.format(place_metadata(scribe)))
+            print('{:,} wheels with their .metadata files placed'.format(place_wheels(scribe)))
+            os.sync()  # they landed long before the rewrite
             packages = len(scribe.packages)
-            for label in ('into an empty output', 'over the unchanged output'):
+            for label in ('into an empty output', 'after every page changed',
+                          'over the unchanged output'):
+                if label == 'after every page changed':
+                    cluster.psql(CHANGE_EVERY_PAGE, database='piwbench')
                 print('load average before: {:.1f}'.format(os.getloadavg()[0]))
-                wall, cpu, db_cpu = full_rewrite(scribe, cluster)
+                wall, user, system, db_cpu = full_rewrite(scribe, cluster)
+                cpu = user + system
                 print('full rewrite {}: {:,} packages in {:.2f}s = {:,.0f} packages/s'.format(
                     label, packages, wall, packages / wall))
-                print('  CPU per package: scribe {:.3f} ms, database server {:.3f} ms; '
-                      'on two otherwise idle cores (the two run in parallel): '
-                      '{:,.0f} packages/s'.format(
-                          cpu / packages * 1000, db_cpu / packages * 1000,
-                          packages / max(cpu, db_cpu, (cpu + db_cpu) / 2)))
+                print('  CPU per package: scribe {:.3f} ms ({:.3f} user, {:.3f} system), '
+                      'database server {:.3f} ms; all of it spread over two otherwise '
+                      'idle cores: {:,.0f} packages/s'.format(
+                          cpu / packages * 1000, user / packages * 1000,
+                          system / packages * 1000, db_cpu / packages * 1000,
+                          packages / ((cpu + db_cpu) / 2)))
         finally:
             scribe.close()
+            if config.keep:
+                shutil.rmtree(output, ignore_errors=True)
     finally:
         cluster.stop()
         if not config.keep:

@@ -39,6 +39,10 @@ VALID_FILENAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+!-]{0,250}$')
 #: with more files than this in a batch, one syncfs beats a fsync per file
 SYNC_EACH_LIMIT = 8
 
+#: the *current* of :meth:`FileBatch.write` when the caller has not read the
+#: file in place
+UNREAD = object()
+
 #: temporary files are hidden (leading dot) and end with this
 _TMP_SUFFIX = '.tmp'
 
@@ -309,10 +313,15 @@ class FileBatch:
     def __len__(self):
         return len(self._staged)
 
-    def write(self, path, data):
+    def write(self, path, data, current=UNREAD):
         """Stage *data* (bytes) to replace the file at *path* (which must be
         below the output directory; its directory is created). Returns
-        :data:`False` when the file already holds exactly *data*."""
+        :data:`False` when the file already holds exactly *data*.
+
+        :param current: the content of the file in place if the caller has
+            read it already with :func:`read_file` (:data:`None`: there is
+            none); by default it is read here
+        """
         if (not path.startswith(self.output.root + os.sep)
                 or os.path.normpath(path) != path):
             raise OutputError('{} is outside the output directory'.format(path))
@@ -322,7 +331,11 @@ class FileBatch:
         if directory not in self._directories:
             self.output.make_dir(directory)
             self._directories.add(directory)
-        if _same_content(path, data):
+        if current is UNREAD:
+            unchanged = _same_content(path, data)
+        else:
+            unchanged = current == data
+        if unchanged:
             self.unchanged += 1
             return False
         tmp = os.path.join(directory, '.{}.{}.{}{}'.format(
@@ -366,6 +379,14 @@ class FileBatch:
         """Remove the staged temporary files; nothing in place changes."""
         staged, self._staged = self._staged, []
         _unlink_all(tmp for tmp, _ in staged)
+
+
+def is_file(path):
+    """Return whether *path* is a plain file (a link is not followed)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def read_file(path):

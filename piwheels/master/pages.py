@@ -212,8 +212,9 @@ def abi_key(abi):
 
 
 def _dump_json(obj):
-    return json.dumps(obj, ensure_ascii=False, separators=(',', ':'),
-                      sort_keys=True).encode('utf-8')
+    # the dictionaries are built in a fixed order, so the same data gives
+    # the same bytes without sorting keys
+    return json.dumps(obj, ensure_ascii=False, separators=(',', ':')).encode('utf-8')
 
 
 class PageRenderer:

@@ -9,10 +9,12 @@ only replaced when its content changed and is never seen half-written.
 import gzip
 import hashlib
 import json
+import logging
+import multiprocessing
 import os
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 from .. import protocols, transport
@@ -20,8 +22,8 @@ from ..exc import PiwheelsError, ProtocolError
 from ..tasks import PauseableTask
 from .db import DELETED, Database
 from .output import (
-    OutputError, WebOutput, canonicalize, check_filename, extract_metadata,
-    read_file, wheel_version, wheel_version_tag)
+    UNREAD, OutputError, WebOutput, canonicalize, check_filename, extract_metadata,
+    is_file, read_file, wheel_version, wheel_version_tag)
 from .pages import PageRenderer, ProjectView, abi_key, human_size
 
 #: where the static assets (CSS, JS, icon) are copied from
@@ -37,6 +39,10 @@ BATCH_SIZE = 250
 #: how long a full rewrite waits after an error (e.g. the database is
 #: down) before it carries on
 REWRITE_RETRY = timedelta(seconds=30)
+
+#: processes rendering the batches of a full rewrite: this task's, and
+#: workers for the other cores
+REWRITE_PROCESSES = max(1, min(4, os.cpu_count() or 1))
 
 #: the most URLs in one sitemap file (the sitemap protocol's limit)
 SITEMAP_SIZE = 50000
@@ -83,8 +89,10 @@ class TheScribe(PauseableTask):
 
     def __init__(self, config):
         super().__init__(config)
-        self.output = WebOutput(config.output_path)
-        self.renderer = PageRenderer(config.site_url)
+        self.writer = PageWriter(config.output_path, config.site_url, self.logger)
+        self.output = self.writer.output
+        self.renderer = self.writer.renderer
+        self._workers = None
         self.db = None
         #: normalised names of the packages in the root index
         self.packages = set()
@@ -94,7 +102,10 @@ class TheScribe(PauseableTask):
         self._rewrite_queue = []
         self._prefetched = None
         self._rewrite_resume = 0.0
+        self._commit = None
         self.prefetcher = Prefetcher(config.dsn)
+        self._committer = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix='scribe-commit')
         scribe_queue = self.socket(transport.PULL, protocol=protocols.the_scribe)
         scribe_queue.hwm = 100
         scribe_queue.bind(config.scribe_queue)
@@ -113,6 +124,13 @@ class TheScribe(PauseableTask):
 
     def close(self):
         super().close()
+        try:
+            self.finish_commit()
+        except (PiwheelsError, OSError) as exc:
+            self.logger.error('%s: the last batch of the rewrite failed: %s',
+                              self.name, exc)
+        self._committer.shutdown(wait=True)
+        self._stop_workers()
         self.prefetcher.close()
         if self.db is not None:
             self.db.close()
@@ -143,6 +161,11 @@ class TheScribe(PauseableTask):
         :data:`BATCH_SIZE`): the pages of PROJECT and BOTH requests are
         written together, every other request in its turn. A request that
         fails is logged and the others carry on."""
+        # the batch of a full rewrite being committed, and the data fetched
+        # for the next one, may be older than these requests: let the batch
+        # land first, and fetch the next one's data again
+        self._prefetched = None
+        self._carry_out(self.finish_commit)
         pending = OrderedDict()
         for _ in range(BATCH_SIZE):
             try:
@@ -281,29 +304,28 @@ class TheScribe(PauseableTask):
         batch.write(self.output.path('sitemap.xml'),
                     self.renderer.sitemap_index(sitemaps))
 
-    def write_packages(self, requests, data=None):
+    def write_packages(self, requests):
         """Write the pages of several packages in one batch.
 
         :param dict requests: package -> :data:`True` to write its simple
             index as well as its project page and JSON
-        :param dict data: the packages' data if already fetched (see
-            :meth:`~piwheels.master.db.Database.get_project_data_many`)
         """
-        if not requests:
-            return
-        if data is None:
-            data = self.db.get_project_data_many(requests)
-        with self.output.batch() as batch:
-            for package, both in requests.items():
-                try:
-                    project = data.get(package)
-                    if project is None:
-                        self.logger.warning('%s: no package %s to write',
-                                            self.name, package)
-                        continue
-                    self.stage_pages(batch, package, project, both=both)
-                except OutputError as exc:
-                    self.logger.error('%s: %s', self.name, exc)
+        if requests:
+            with self.output.batch() as batch:
+                self.stage_packages(
+                    batch, requests, self.db.get_project_data_many(requests))
+
+    def stage_packages(self, batch, requests, data, *, tidy=True):
+        """Stage the pages of several packages in *batch* (see
+        :meth:`PageWriter.stage_packages`)."""
+        self.add_packages(self.writer.stage_packages(batch, requests, data, tidy=tidy))
+
+    def add_packages(self, names):
+        """Note that the packages *names* have pages (for the root index)."""
+        for canon in names:
+            if canon not in self.packages:
+                self.packages.add(canon)
+                self.root_stale = True
 
     def write_pages(self, package, *, both=False, exclude=None):
         """(Re)write the project page and project JSON (and the simple index
@@ -312,7 +334,8 @@ class TheScribe(PauseableTask):
         if data is None:
             raise OutputError('no package {!r} to write'.format(package))
         with self.output.batch() as batch:
-            self.stage_pages(batch, package, data, both=both, exclude=exclude)
+            self.add_packages(self.writer.stage_pages(
+                batch, package, data, both=both, exclude=exclude))
 
     def _valid_names(self, packages):
         for package in packages:
@@ -320,79 +343,6 @@ class TheScribe(PauseableTask):
                 yield canonicalize(package)
             except OutputError as exc:
                 self.logger.warning('%s: %s', self.name, exc)
-
-    def stage_pages(self, batch, package, data, *, both, exclude=None):
-        """Stage the pages of *package* from its *data* (as returned by
-        :meth:`Database.get_project_data`) in *batch*. A package marked for
-        deletion gets no pages (its DELPKG removes them)."""
-        canon = canonicalize(package)
-        if data['skip'] == DELETED:
-            self.logger.info('%s: %s is being deleted; pages not written',
-                             self.name, canon)
-            return
-        if canon not in self.packages:
-            self.packages.add(canon)
-            self.root_stale = True
-        metadata = self.stage_metadata(batch, canon, data) if both else {}
-        project = ProjectView(data, metadata, exclude or ())
-        if both:
-            self.write_package_index(batch, project)
-        self.write_project_page(batch, project)
-        self.write_project_json(batch, project)
-        for alias in project.aliases:
-            for area in ('simple', 'project'):
-                self.output.link_alias(area, alias, canon)
-
-    def stage_metadata(self, batch, canon, data):
-        """Return file name -> SHA256 of its ``.metadata`` file for every
-        wheel of *data* that is in the output; a missing metadata file is
-        extracted from its wheel's METADATA and staged in *batch*."""
-        result = {}
-        directory = self.output.path('simple', canon)
-        for release in data['releases'].values():
-            for filename in release['files']:
-                try:
-                    wheel = os.path.join(directory, check_filename(filename))
-                except OutputError as exc:
-                    self.logger.error('%s: %s', self.name, exc)
-                    continue
-                metadata = read_file(wheel + '.metadata')
-                if metadata is None:
-                    metadata = extract_metadata(wheel)
-                    if metadata is None:
-                        continue
-                    batch.write(wheel + '.metadata', metadata)
-                result[filename] = hashlib.sha256(metadata).hexdigest()
-        self.remove_orphaned_metadata(directory)
-        return result
-
-    def remove_orphaned_metadata(self, directory):
-        """Remove the ``.metadata`` files in *directory* whose wheel is gone
-        (FileJuggler removes the wheels of deleted builds)."""
-        try:
-            names = set(os.listdir(directory))
-        except FileNotFoundError:
-            return
-        for name in names:
-            if name.endswith('.whl.metadata') and name[:-len('.metadata')] not in names:
-                self.output.remove(os.path.join(directory, name))
-
-    def write_package_index(self, batch, project):
-        """Stage the simple index of *project* (a
-        :class:`~piwheels.master.pages.ProjectView`), HTML and JSON."""
-        html, data = self.renderer.simple_package(project)
-        batch.write(self.output.path('simple', project.name, 'index.html'), html)
-        batch.write(self.output.path('simple', project.name, 'index.json'), data)
-
-    def write_project_page(self, batch, project):
-        """Stage the project page of *project*."""
-        batch.write(self.output.path('project', project.name, 'index.html'),
-                    self.renderer.project_page(project))
-
-    def write_project_json(self, batch, project):
-        """Stage the project JSON of *project*."""
-        batch.write(self.output.path('project', project.name, 'json', 'index.json'),
-                    self.renderer.project_json(project))
 
     def delete_package(self, package):
         """Remove the index and project directories of *package* (with its
@@ -430,6 +380,7 @@ class TheScribe(PauseableTask):
     def start_rewrite(self, both):
         """Start a rewrite of every package's pages (the simple index too if
         *both*); a rewrite already under way starts over."""
+        self.finish_commit()
         self.rewrite = {'both': both, 'after': ''}
         self._rewrite_queue = []
         self._prefetched = None
@@ -462,13 +413,16 @@ class TheScribe(PauseableTask):
                 batch.write(path, json.dumps(self.rewrite).encode('utf-8'))
 
     def continue_rewrite(self):
-        """Write the next batch of the full rewrite and record progress.
+        """Write the next batch of the full rewrite.
 
-        While a batch is rendered and written, the data of the next one is
-        fetched by :attr:`prefetcher`, so the database's work and ours
-        overlap."""
+        The work of three threads overlaps: while this one renders a batch,
+        :attr:`prefetcher` fetches the data of the next one, and the
+        previous batch is being made durable and moved into place (after
+        which the progress is recorded) in the committer's thread."""
         batch = self._next_rewrite_batch()
         if not batch:
+            self.finish_commit()
+            self._stop_workers()
             self.logger.info('%s: full rewrite finished', self.name)
             self.rewrite = None
             self.save_rewrite()
@@ -483,18 +437,216 @@ class TheScribe(PauseableTask):
         if following:
             self._prefetched = (following, self.prefetcher.fetch(following))
         both = self.rewrite['both']
-        self.write_packages(OrderedDict((package, both) for package in batch), data)
-        self.rewrite['after'] = batch[-1]
-        self.save_rewrite()
+        chunks = [batch[n::REWRITE_PROCESSES] for n in range(REWRITE_PROCESSES)]
+        workers = [
+            self.worker_pool().submit(
+                _write_in_worker, self.config.output_path, self.config.site_url,
+                OrderedDict((package, both) for package in chunk),
+                {package: data[package] for package in chunk if package in data})
+            for chunk in chunks[1:] if chunk
+        ]
+        files = self.output.batch()
+        try:
+            self.stage_packages(files, OrderedDict((package, both) for package in chunks[0]),
+                                data, tidy=False)
+            self.finish_commit()
+        except BaseException:
+            files.discard()
+            raise
+        progress = {'both': both, 'after': batch[-1]}
+        self._commit = (
+            self._committer.submit(self._commit_rewrite, files, workers, progress),
+            progress['after'])
+
+    def worker_pool(self):
+        """The worker processes that render part of each batch of a full
+        rewrite (started when first needed)."""
+        if self._workers is None:
+            self._workers = ProcessPoolExecutor(
+                max_workers=REWRITE_PROCESSES - 1,
+                mp_context=multiprocessing.get_context('spawn'))
+        return self._workers
+
+    def _stop_workers(self):
+        if self._workers is not None:
+            self._workers.shutdown(wait=True)
+            self._workers = None
+
+    def _commit_rewrite(self, files, workers, progress):
+        # in the committer's thread: nothing else uses *files*, and the
+        # progress file is only written here while a commit is under way;
+        # the workers commit their own files
+        files.commit()
+        written = []
+        for worker in workers:
+            names, problems = worker.result()
+            written.extend(names)
+            for level, message in problems:
+                self.logger.log(level, '%s: %s', self.name, message)
+        with self.output.batch() as batch:
+            batch.write(self.output.path(REWRITE_STATE), json.dumps(progress).encode('utf-8'))
+        return written
+
+    def finish_commit(self):
+        """Wait until the batch being committed in the background (if any)
+        is in place, and count it as written; raises the error that stopped
+        it (the batch is then written again)."""
+        commit, self._commit = self._commit, None
+        if commit is not None:
+            future, after = commit
+            try:
+                written = future.result()
+            except BaseException:
+                # carry on from the last batch in place
+                self._rewrite_queue = []
+                self._prefetched = None
+                raise
+            self.rewrite['after'] = after
+            self.add_packages(written)
 
     def _next_rewrite_batch(self):
         if not self._rewrite_queue:
+            self.finish_commit()
             # packages added while the rewrite went on come after the last
             # one written, so they are caught by this query too
             self._rewrite_queue = sorted(
                 (package for package in self.db.get_all_packages()
                  if package > self.rewrite['after']), reverse=True)
         return self._rewrite_queue[-1:-BATCH_SIZE - 1:-1]
+
+
+class PageWriter:
+    """Renders the pages of packages and stages them in a
+    :class:`~piwheels.master.output.FileBatch`; used by TheScribe, and by
+    the worker processes of its full rewrites.
+
+    :param str output_path: the output directory
+    :param str site_url: the site's public address (for the sitemap)
+    :param logging.Logger logger: where problems with single packages go
+    """
+
+    def __init__(self, output_path, site_url, logger):
+        self.output = WebOutput(output_path)
+        self.renderer = PageRenderer(site_url)
+        self.logger = logger
+
+    def stage_packages(self, batch, requests, data, *, tidy=True):
+        """Stage the pages of several packages in *batch*.
+
+        :param dict requests: package -> :data:`True` to write its simple
+            index as well as its project page and JSON
+        :param dict data: the packages' data (see
+            :meth:`~piwheels.master.db.Database.get_project_data_many`)
+        :param bool tidy: look for ``.metadata`` files whose wheel is gone
+        :returns: the normalised names of the packages given pages
+        """
+        written = []
+        for package, both in requests.items():
+            try:
+                project = data.get(package)
+                if project is None:
+                    self.logger.warning('no package %s to write', package)
+                    continue
+                canon = self.stage_pages(batch, package, project, both=both, tidy=tidy)
+            except OutputError as exc:
+                self.logger.error('%s', exc)
+            else:
+                if canon is not None:
+                    written.append(canon)
+        return written
+
+    def stage_pages(self, batch, package, data, *, both, exclude=None, tidy=True):
+        """Stage the pages of *package* from its *data* (as returned by
+        :meth:`Database.get_project_data`) in *batch*. A package marked for
+        deletion gets no pages (its DELPKG removes them). Returns the
+        package's normalised name, or :data:`None` if it got no pages."""
+        canon = canonicalize(package)
+        if data['skip'] == DELETED:
+            self.logger.info('%s is being deleted; pages not written', canon)
+            return None
+        if both:
+            index_json = self.output.path('simple', canon, 'index.json')
+            previous = read_file(index_json)
+            metadata = self.stage_metadata(batch, canon, data, _known_metadata(previous), tidy)
+        else:
+            metadata = {}
+        project = ProjectView(data, metadata, exclude or ())
+        if both:
+            self.write_package_index(batch, project, previous)
+        self.write_project_page(batch, project)
+        self.write_project_json(batch, project)
+        for alias in project.aliases:
+            for area in ('simple', 'project'):
+                self.output.link_alias(area, alias, canon)
+        return canon
+
+    def stage_metadata(self, batch, canon, data, known, tidy=True):
+        """Return file name -> SHA256 of its ``.metadata`` file for every
+        wheel of *data* that is in the output.
+
+        :param dict known: file name -> (SHA256 of the wheel, SHA256 of its
+            metadata) as the package's last index said; the hash is used
+            again, without reading the file, while the wheel's hash is
+            the same and its metadata file is there. A missing metadata file,
+            or one of a wheel since replaced, is extracted from the wheel's
+            METADATA and staged in *batch*.
+        :param bool tidy: remove the metadata files whose wheel is gone
+        """
+        result = {}
+        directory = self.output.path('simple', canon)
+        for release in data['releases'].values():
+            for filename, info in release['files'].items():
+                try:
+                    wheel = os.path.join(directory, check_filename(filename))
+                except OutputError as exc:
+                    self.logger.error('%s', exc)
+                    continue
+                wheel_hash, metadata_hash = known.get(filename, (None, None))
+                replaced = wheel_hash is not None and wheel_hash != info['hash']
+                if not replaced and metadata_hash and is_file(wheel + '.metadata'):
+                    result[filename] = metadata_hash
+                    continue
+                metadata = None if replaced else read_file(wheel + '.metadata')
+                if metadata is None:
+                    metadata = extract_metadata(wheel)
+                    if metadata is None:
+                        continue
+                    batch.write(wheel + '.metadata', metadata)
+                result[filename] = hashlib.sha256(metadata).hexdigest()
+        if tidy:
+            self.remove_orphaned_metadata(directory)
+        return result
+
+    def remove_orphaned_metadata(self, directory):
+        """Remove the ``.metadata`` files in *directory* whose wheel is gone
+        (FileJuggler removes the wheels of deleted builds)."""
+        try:
+            names = set(os.listdir(directory))
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.endswith('.whl.metadata') and name[:-len('.metadata')] not in names:
+                self.output.remove(os.path.join(directory, name))
+
+    def write_package_index(self, batch, project, previous_json=UNREAD):
+        """Stage the simple index of *project* (a
+        :class:`~piwheels.master.pages.ProjectView`), HTML and JSON;
+        *previous_json* is the JSON index in place if it was read already
+        (:data:`None` if there is none)."""
+        html, data = self.renderer.simple_package(project)
+        batch.write(self.output.path('simple', project.name, 'index.html'), html)
+        batch.write(self.output.path('simple', project.name, 'index.json'), data,
+                    current=previous_json)
+
+    def write_project_page(self, batch, project):
+        """Stage the project page of *project*."""
+        batch.write(self.output.path('project', project.name, 'index.html'),
+                    self.renderer.project_page(project))
+
+    def write_project_json(self, batch, project):
+        """Stage the project JSON of *project*."""
+        batch.write(self.output.path('project', project.name, 'json', 'index.json'),
+                    self.renderer.project_json(project))
 
 
 class Prefetcher:
@@ -530,6 +682,52 @@ class Prefetcher:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+class _Problems(logging.Handler):
+    """Collects what a worker process logs, for its parent to log."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append((record.levelno, record.getMessage()))
+
+
+_worker_writer = None
+
+
+def _write_in_worker(output_path, site_url, requests, data):
+    """Write the pages of *requests* from *data* in a worker process of a
+    full rewrite; return the names given pages and the problems met, as
+    (level, message) pairs."""
+    global _worker_writer
+    if _worker_writer is None:
+        logger = logging.getLogger('piwheels.tasks.master.the_scribe.worker')
+        logger.propagate = False
+        logger.addHandler(_Problems())
+        _worker_writer = PageWriter(output_path, site_url, logger)
+    problems = _worker_writer.logger.handlers[0]
+    problems.records = []
+    with _worker_writer.output.batch() as batch:
+        written = _worker_writer.stage_packages(batch, requests, data, tidy=False)
+    return written, problems.records
+
+
+def _known_metadata(index_json):
+    """Return file name -> (wheel SHA256, metadata SHA256 or None) from the
+    bytes of a package's JSON index (or :data:`None`)."""
+    if index_json is None:
+        return {}
+    try:
+        return {
+            entry['filename']: (entry['hashes']['sha256'],
+                                (entry.get('core-metadata') or {}).get('sha256'))
+            for entry in json.loads(index_json.decode('utf-8'))['files']
+        }
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def _duration(delta):

@@ -439,3 +439,26 @@ def test_metadata_of_removed_wheels_goes(with_build, scribe, secretary, output):
     os.unlink(os.path.join(output, 'simple', 'foo', FOO_WHEEL))
     send(scribe, secretary, 'BOTH', 'foo')
     assert not os.path.exists(os.path.join(output, 'simple', 'foo', FOO_WHEEL + '.metadata'))
+
+
+def test_replaced_wheel_gets_its_new_metadata(with_build, superuser_sql, scribe, secretary,
+                                              output):
+    place_wheel(output, 'foo', FOO_WHEEL)
+    send(scribe, secretary, 'BOTH', 'foo')
+    # the build was removed and built again: same name, other bytes
+    newer = METADATA + b'Requires-Dist: baz\n'
+    place_wheel(output, 'foo', FOO_WHEEL, metadata=newer)
+    superuser_sql("UPDATE files SET filehash = :hash", hash='2' * 64)
+    send(scribe, secretary, 'BOTH', 'foo')
+    assert read(output, 'simple', 'foo', FOO_WHEEL + '.metadata') == newer
+    [entry] = json.loads(read(output, 'simple', 'foo', 'index.json'))['files']
+    assert entry['core-metadata'] == {'sha256': hashlib.sha256(newer).hexdigest()}
+
+
+def test_lost_metadata_files_are_extracted_again(with_build, scribe, secretary, output):
+    place_wheel(output, 'foo', FOO_WHEEL)
+    send(scribe, secretary, 'BOTH', 'foo')
+    os.unlink(os.path.join(output, 'simple', 'foo', FOO_WHEEL + '.metadata'))
+    send(scribe, secretary, 'BOTH', None)
+    finish_rewrite(scribe)
+    assert read(output, 'simple', 'foo', FOO_WHEEL + '.metadata') == METADATA
