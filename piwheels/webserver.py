@@ -5,9 +5,9 @@ between the HTML and JSON forms of the index as the Apache role does.
 rules (see the "Web output" chapter of the docs):
 
 * a request for a directory (``/simple/``, ``/simple/foo/``) is answered
-  with its ``index.json`` when the client's ``Accept`` header prefers
-  ``application/vnd.pypi.simple.v1+json`` (PEP 691), with ``index.html``
-  otherwise; the reply carries ``Vary: Accept``;
+  with its ``index.json`` when the client's ``Accept`` header names
+  ``application/vnd.pypi.simple.v1+json`` (PEP 691) with a quality above
+  zero, with ``index.html`` otherwise; the reply carries ``Vary: Accept``;
 * ``*.txt.gz`` build logs are sent as text with ``Content-Encoding: gzip``;
 * hidden files (temporary files being written) are never served and a
   missing file is answered with ``404.html``.
@@ -25,29 +25,11 @@ from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-#: PEP 691 media types
+#: PEP 691's media type of the JSON form
 JSON_TYPE = 'application/vnd.pypi.simple.v1+json'
-HTML_TYPE = 'application/vnd.pypi.simple.v1+html'
 
-#: media types a directory can be served as, in the server's preference
-#: order (used to break ties of the client's quality values), with the
-#: index file that holds each
-_INDEX_FORMS = [
-    (JSON_TYPE, 'index.json'),
-    ('application/vnd.pypi.simple.latest+json', 'index.json'),
-    (HTML_TYPE, 'index.html'),
-    ('application/vnd.pypi.simple.latest+html', 'index.html'),
-    ('text/html', 'index.html'),
-]
-
-#: the content type each index file is sent with, by the form chosen
-_SERVED_TYPE = {
-    JSON_TYPE: JSON_TYPE,
-    'application/vnd.pypi.simple.latest+json': JSON_TYPE,
-    HTML_TYPE: HTML_TYPE,
-    'application/vnd.pypi.simple.latest+html': HTML_TYPE,
-    'text/html': 'text/html; charset=utf-8',
-}
+#: the media types that ask for the JSON form of the index
+_JSON_FORMS = (JSON_TYPE, 'application/vnd.pypi.simple.latest+json')
 
 #: a record of one request, for tests and ``make run``'s log
 ServedRequest = collections.namedtuple(
@@ -77,38 +59,17 @@ def parse_accept(header):
     return result
 
 
-def _quality(media, accepted):
-    best = None
-    for pattern, quality in accepted:
-        if pattern == media:
-            specificity = 2
-        elif pattern.endswith('/*') and media.startswith(pattern[:-1]):
-            specificity = 1
-        elif pattern == '*/*':
-            specificity = 0
-        else:
-            continue
-        if best is None or specificity > best[0]:
-            best = (specificity, quality)
-    return 0.0 if best is None else best[1]
-
-
 def choose_index(accept_header, negotiate=True):
-    """Return (index file name, content type) for a directory request
-    with *accept_header*, or :data:`None` when nothing acceptable exists.
-    Without *negotiate* the HTML form is always chosen."""
-    if not negotiate:
-        return 'index.html', 'text/html; charset=utf-8'
-    accepted = parse_accept(accept_header)
-    best = None
-    for rank, (media, filename) in enumerate(_INDEX_FORMS):
-        quality = _quality(media, accepted)
-        if quality > 0 and (best is None or quality > best[0]):
-            best = (quality, rank, media, filename)
-    if best is None:
-        return None
-    _, _, media, filename = best
-    return filename, _SERVED_TYPE[media]
+    """Return (index file name, content type) for a directory request with
+    *accept_header*: the JSON form when the header names a PEP 691 JSON type
+    with a quality above zero (as pip and uv do), else the HTML form; the
+    rule of the Apache role. Without *negotiate* the HTML form is always
+    chosen."""
+    if negotiate and any(
+            media in _JSON_FORMS and quality > 0
+            for media, quality in parse_accept(accept_header)):
+        return 'index.json', JSON_TYPE
+    return 'index.html', 'text/html; charset=utf-8'
 
 
 class OutputRequestHandler(SimpleHTTPRequestHandler):
@@ -144,12 +105,8 @@ class OutputRequestHandler(SimpleHTTPRequestHandler):
                 self.end_headers()
                 self._record(HTTPStatus.MOVED_PERMANENTLY)
                 return None
-            choice = choose_index(self.headers.get('Accept'), self.negotiate)
-            if choice is None:
-                self.send_error(HTTPStatus.NOT_ACCEPTABLE)
-                self._record(HTTPStatus.NOT_ACCEPTABLE)
-                return None
-            filename, content_type = choice
+            filename, content_type = choose_index(
+                self.headers.get('Accept'), self.negotiate)
             if not os.path.isfile(os.path.join(path, filename)):
                 # a plain directory with only a page (e.g. /project/foo/)
                 filename, content_type = 'index.html', 'text/html; charset=utf-8'
