@@ -80,10 +80,15 @@ class TheScribe(PauseableTask):
     rewrite (PROJECT or BOTH for every package) proceeds in batches of
     :data:`BATCH_SIZE` packages between other requests, records its
     progress in the output directory after each batch, and resumes from
-    there when the master restarts.
+    there when the master restarts. During a full rewrite, a thread fetches
+    the next batch's data, another commits the previous batch, and worker
+    processes (one for each further core, see :data:`REWRITE_PROCESSES`)
+    render part of each batch: rendering is the bulk of the work.
 
     :param config: the master's configuration: ``dsn``, ``output_path``,
-        ``dev_mode`` and ``site_url`` (used in the sitemap)
+        ``site_url`` (used in the sitemap), ``scribe_queue`` and
+        ``dev_mode`` (the root index is refreshed every 5 seconds rather
+        than every minute)
     """
     name = 'master.the_scribe'
 
