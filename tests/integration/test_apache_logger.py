@@ -76,11 +76,9 @@ def clean_environment():
 
 
 def logger_command(root):
-    """Return the piw-logger command for Apache: the installed script next
-    to this interpreter, or a script running it from this source tree."""
-    script = os.path.join(os.path.dirname(sys.executable), 'piw-logger')
-    if os.path.exists(script):
-        return script
+    """Return a piw-logger command for Apache running this source tree
+    under this interpreter (an installed piw-logger may be another
+    version)."""
     script = os.path.join(root, 'piw-logger')
     with open(script, 'w') as f:
         f.write('#!/bin/sh\nexec {} -c "import sys; sys.path.insert(0, {!r}); '
@@ -290,23 +288,31 @@ def test_pip_download_through_apache_is_recorded(master, built_wheel,
             [sys.executable, '-m', 'pip', '--version'],
             stdout=subprocess.PIPE, universal_newlines=True,
             check=True).stdout.split()[1]
+        # Apache's own log says how many downloads pip made (some versions
+        # fetch the wheel twice: once for its metadata, once to save it)
+        with open(os.path.join(apache.root, 'access.log')) as f:
+            fetches = [line for line in f
+                       if '/{} HTTP/1.1" 200 '.format(filename) in line]
+        assert fetches
         rows = wait_for_rows(
             master,
             "SELECT filename, package, host, arch, distro_name, os_name, "
             "py_name, py_version, installer_name, installer_version "
-            "FROM downloads")
-        assert rows == [(
+            "FROM downloads", len(fetches))
+        assert len(rows) == len(fetches)
+        assert set(rows) == {(
             filename, PACKAGE, '127.0.0.1', platform.machine(),
             os_release_name(), platform.system(),
             platform.python_implementation(), platform.python_version(),
-            'pip', pip_version)]
+            'pip', pip_version)}
         searches = wait_for_rows(
             master, "SELECT package, installer_name FROM searches")
-        assert searches == [(PACKAGE, 'pip')]
-        # BigBrother's figures count it too
+        assert set(searches) == {(PACKAGE, 'pip')}
+        # BigBrother's figures count them too
+        count = len(fetches)
         assert master.sql(
             "SELECT downloads_last_hour, downloads_last_month, downloads_all "
-            "FROM get_statistics()") == [(1, 1, 1)]
+            "FROM get_statistics()") == [(count, count, count)]
     finally:
         apache.stop()
 

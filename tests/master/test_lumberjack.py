@@ -175,6 +175,8 @@ def test_lumberjack_empty_batch_is_answered(jack, logger):
 def test_lumberjack_survives_logger_leaving(jack, logger, peer, master_config,
                                             superuser_sql):
     logger.send('LOGPAGE', [PageState('faq.html', '192.0.2.5', WHEN, '')])
+    poll_until(jack, lambda: jack.busy)
+    # gone before its answer
     logger.close()
     poll_until(jack, lambda: jack.written['LOGPAGE'] == 1)
     again = peer(transport.DEALER, protocols.lumberjack.reversed(),
