@@ -431,12 +431,31 @@ class WheelFilename(Check):
     def __repr__(self):
         return 'WheelFilename()'
 
+    def compiled(self):
+        # a batch of downloads names the same few wheels again and again:
+        # remember (a bounded number of) the names already accepted
+        accepted = {}
+
+        def check_filename(value):
+            if type(value) is str and value in accepted:
+                return value
+            self(value)
+            if len(accepted) >= WHEEL_FILENAME_MEMO:
+                accepted.clear()
+            accepted[value] = True
+            return value
+        return check_filename
+
     def __call__(self, value):
         try:
             parse_wheel_filename(value)
         except ValueError as exc:
             raise _invalid(str(exc)) from None
         return value
+
+
+#: how many accepted wheel filenames each compiled check remembers
+WHEEL_FILENAME_MEMO = 10000
 
 
 class Batch(Check):

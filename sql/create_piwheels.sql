@@ -893,21 +893,27 @@ BEGIN
     PERFORM roll_download_window();
     -- a window roll must not run between counting and committing
     SELECT downloads_since INTO since FROM configuration FOR SHARE;
-    WITH inserted AS (
+    WITH hit AS (
+        SELECT h ->> 0 AS filename, h FROM jsonb_array_elements(hits) AS h
+    ), file AS (
+        -- a batch downloads the same few files many times: look each up once
+        SELECT n.filename, b.package
+        FROM (SELECT DISTINCT filename FROM hit) AS n
+        JOIN files f ON f.filename = n.filename
+        JOIN builds b ON b.build_id = f.build_id
+    ), inserted AS (
         INSERT INTO downloads (
             filename, package, host, accessed_at, arch, distro_name, distro_version,
             os_name, os_version, py_name, py_version, installer_name,
             installer_version, setuptools_version)
         SELECT
-            h ->> 0,
-            (SELECT b.package FROM files f JOIN builds b ON b.build_id = f.build_id
-             WHERE f.filename = h ->> 0),
+            hit.filename, file.package,
             left(h ->> 1, 100), (h ->> 2)::TIMESTAMP WITH TIME ZONE,
             left(h ->> 3, 100), left(h ->> 4, 100), left(h ->> 5, 100),
             left(h ->> 6, 100), left(h ->> 7, 100), left(h ->> 8, 100),
             left(h ->> 9, 100), left(h ->> 10, 100), left(h ->> 11, 100),
             left(h ->> 12, 100)
-        FROM jsonb_array_elements(hits) AS h
+        FROM hit LEFT JOIN file ON file.filename = hit.filename
         RETURNING package, accessed_at
     )
     SELECT

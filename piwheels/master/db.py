@@ -16,6 +16,7 @@ deletion (PyPI removed it; the web output is cleaned up before the rows go).
 import json
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import NamedTuple
 
 from sqlalchemy import create_engine, exc as sa_exc, text
@@ -104,7 +105,9 @@ def _hits_json(records):
     return json.dumps(list(records), default=_json_timestamp)
 
 
+@lru_cache(maxsize=4096)
 def _json_timestamp(value):
+    # a web server logs many hits in the same second: the same datetimes
     if isinstance(value, datetime):
         return _timestamp(value)
     raise TypeError('{} cannot be logged'.format(type(value).__name__))
