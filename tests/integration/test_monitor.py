@@ -131,7 +131,9 @@ def test_monitor_watches_and_controls_a_farm(farm, terminal):
         lambda screen: 'PAUSED' not in screen and 'running' in screen,
         'the master running again')
 
-    # the list's focus is on the first slave: kill it
+    # the focus stays on the slave that was listed first, whichever said
+    # HELLO first: move it up to the first row, then kill that slave
+    terminal.keys('Up', 'Up')
     terminal.keys('k')
     terminal.wait_for_text('will be told to stop')
     screen = terminal.wait_for(
