@@ -1,13 +1,14 @@
 """Tests of Lumberjack: batches from a scripted piw-logger written through
 Seraph and TheOracle to the test's PostgreSQL."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import cbor2
 import pytest
 
 from piwheels import protocols, transport
 from piwheels.master import lumberjack
+from piwheels.master.big_brother import BigBrother
 from piwheels.master.lumberjack import Lumberjack
 from piwheels.master.seraph import Seraph
 from piwheels.master.the_oracle import TheOracle
@@ -183,3 +184,27 @@ def test_lumberjack_survives_logger_leaving(jack, logger, peer, master_config,
                  connect=master_config.log_queue)
     again.send('LOGPAGE', [PageState('faq.html', '192.0.2.5', WHEN, '')])
     assert answer(jack, again) == ('LOGPAGE', 1)
+
+
+def test_downloads_reach_big_brother(master_config, jack, logger, peer,
+                                     with_build):
+    status = peer(transport.PULL, protocols.master_status,
+                  bind=master_config.int_status_queue)
+    web = peer(transport.PULL, protocols.the_secretary,
+               bind=master_config.web_queue)
+    now = datetime.now(timezone.utc)
+    logger.send('LOGDOWNLOAD', [
+        DownloadState(FOO_WHEEL, '192.0.2.1', now - timedelta(days=days),
+                      *AGENT)
+        for days in (0, 0, 0, 2, 2, 40)])
+    assert answer(jack, logger) == ('LOGDOWNLOAD', 6)
+    big_brother = BigBrother(master_config)
+    try:
+        big_brother.gen_stats()
+    finally:
+        big_brother.close()
+    msg, stats = status.recv()
+    assert msg == 'STATS'
+    assert (stats.downloads_last_hour, stats.downloads_last_month,
+            stats.downloads_all) == (3, 5, 6)
+    assert web.recv() == ('HOME', stats)
