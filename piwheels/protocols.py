@@ -26,6 +26,8 @@ ends. Each declaration's docstring says who binds and who connects:
   (chunked file transfer)
 * ``file_juggler_fs`` -- master tasks -> FileJuggler (file-system RPC:
   EXPECT, VERIFY, REMOVE, STATVFS)
+* ``file_juggler_sync`` -- FileJuggler <-> its FileSyncer (flushes staged
+  files to disk)
 * ``the_oracle`` -- master tasks -> Seraph -> TheOracle (database RPC, one
   action per database method)
 * ``the_architect`` -- TheArchitect -> SlaveDriver (the build queue)
@@ -1368,7 +1370,20 @@ file_juggler_fs = Protocol(name='file_juggler_fs', recv={
                            # file must be sent again)
 })
 """Master tasks' FsClient (REQ) -> FileJuggler (ROUTER, binds
-``inproc://fs``). Each request is answered by its own action, or ERROR."""
+``inproc://fs``). Each request is answered by its own action, or ERROR, in
+order, except PUBLISH: it is answered once its file is on disk, and answers
+to later requests may overtake it (a DEALER wanting its replies in order
+sends PUBLISH on a queue of its own)."""
+
+file_juggler_sync = Protocol(name='file_juggler_sync', recv={
+    'SYNCED': NoData,      # the files of the last SYNC are on disk
+    'ERROR': ErrorText,    # they could not be flushed
+}, send={
+    'SYNC': typing.List[Text(4096)],  # staged files to flush to disk
+})
+"""FileJuggler (PAIR, binds an inproc address of its own) <-> its
+FileSyncer (PAIR, connects): one SYNC at a time, so that the juggler never
+waits on the disk."""
 
 # Shapes of the database RPC: each request action maps to (request data,
 # reply data); the reply carries the request's action, or ERROR.

@@ -15,7 +15,9 @@ again, a bounded number of times), and then either published at once
 (VERIFY) or held as *staged* (CHECK) until the build is in the database,
 which decides whether the file is new, identical to the published one, or
 a conflict (PUBLISH or DISCARD). A published file is moved into
-``simple/<package>/`` with one atomic rename.
+``simple/<package>/`` with one atomic rename, once it is on disk: the
+PUBLISH requests waiting are flushed together by a :class:`FileSyncer`
+thread, so that the juggler keeps answering slaves meanwhile.
 
 At start-up the juggler clears what a crash left in ``.incoming/``:
 unfinished transfers are removed, and staged files are published only if
@@ -23,6 +25,7 @@ the database recorded them with the same hash.
 """
 
 import hashlib
+import itertools
 import os
 import time
 from datetime import timedelta
@@ -54,6 +57,8 @@ MAX_EARLY_HELLOS = 1000
 #: with more files than this to publish at once, one syncfs beats a fsync
 #: per file
 SYNC_EACH_LIMIT = 4
+
+_syncer_ids = itertools.count(1)
 
 
 class TransferRetry(TransferError):
@@ -156,7 +161,10 @@ class FileJuggler(NonStopTask):
       (:data:`~piwheels.protocols.file_juggler_fs`), from :class:`FsClient`
       (REQ) in SlaveDriver and MrChase;
     * ``stats_queue``: PUSH, connects ``config.stats_queue``
-      (:data:`~piwheels.protocols.big_brother`): the output's disk space.
+      (:data:`~piwheels.protocols.big_brother`): the output's disk space;
+    * ``sync_queue``: PAIR, binds an inproc address of its own
+      (:data:`~piwheels.protocols.file_juggler_sync`), to its
+      :class:`FileSyncer`, started by :meth:`once`.
 
     It never pauses: transfers in progress must not stall.
     """
@@ -178,27 +186,51 @@ class FileJuggler(NonStopTask):
             transport.PUSH, protocol=protocols.big_brother.reversed())
         self.stats_queue.hwm = 10
         self.stats_queue.connect(config.stats_queue)
+        self.sync_address = 'inproc://file-syncer-{}'.format(
+            next(_syncer_ids))
+        self.sync_queue = self.socket(
+            transport.PAIR, protocol=protocols.file_juggler_sync)
+        self.sync_queue.bind(self.sync_address)
+        self.syncer = None
         self.expected = {}     # slave id -> Transfer
         self.by_address = {}   # slave's file queue address -> Transfer
         self.staged = {}       # (slave id, filename) -> staged path
         self.publishing = []   # (address, StagedFile) of PUBLISH requests
+        # waiting for the next flush to disk, and those being flushed now
+        self.flushing = []
         self.early = {}        # slave id -> address of a HELLO before EXPECT
         self.refused = set()   # slave ids whose EXPECT failed
         self.register(self.file_queue, self.handle_file)
         self.register(self.fs_queue, self.handle_fs_request)
+        self.register(self.sync_queue, self.handle_synced)
         self.every(timedelta(seconds=1), self.refetch_lost)
+        self.every(timedelta(seconds=1), self.check_syncer)
         self.every(timedelta(seconds=10), self.send_disk_usage)
 
     def once(self):
-        """Prepare ``.incoming/`` and clear what a crash left there."""
+        """Prepare ``.incoming/``, clear what a crash left there, and start
+        the :class:`FileSyncer`."""
         os.makedirs(self.incoming, mode=0o700, exist_ok=True)
         os.chmod(self.incoming, 0o700)
         self.recover()
+        self.syncer = FileSyncer(self.config, self.sync_address,
+                                 self.incoming)
+        self.syncer.start()
 
     def close(self):
         for transfer in self.expected.values():
             transfer.state.rollback()
+        if self.syncer is not None:
+            self.syncer.quit()
+            self.syncer.join(10)
         super().close()
+
+    def check_syncer(self):
+        """Stop (a bug) if the FileSyncer died: PUBLISH would never be
+        answered."""
+        if self.syncer is not None and not self.syncer.is_alive():
+            raise RuntimeError('FileSyncer stopped: {!r}'.format(
+                self.syncer.failure))
 
     # -- crash recovery -------------------------------------------------------
 
@@ -367,9 +399,9 @@ class FileJuggler(NonStopTask):
 
     def handle_fs_request(self, queue, limit=100):
         """Answer the requests waiting from :class:`FsClient` instances and
-        SlaveDriver (up to *limit*). PUBLISH requests are answered last,
-        together: their files are flushed to disk with one sync for the lot
-        before they are renamed into place."""
+        SlaveDriver (up to *limit*). PUBLISH requests wait for the
+        :class:`FileSyncer` to flush their files to disk, together, before
+        they are renamed into place and answered."""
         for _ in range(limit):
             try:
                 address, msg, data = queue.recv_addr_msg(transport.NOBLOCK)
@@ -385,8 +417,8 @@ class FileJuggler(NonStopTask):
                 continue
             self.answer(address, msg, getattr(self, 'do_' + msg.lower()),
                         data)
-        if self.publishing:
-            self.publish_all()
+        if self.publishing and not self.flushing:
+            self.flush()
 
     def answer(self, address, msg, handler, *args):
         """Reply to request *msg* from *address* with what *handler(*args)*
@@ -394,29 +426,46 @@ class FileJuggler(NonStopTask):
         try:
             reply = handler(*args)
         except TransferRetry as exc:
-            self.fs_queue.send_addr_msg(address, 'RETRY', str(exc)[:2000])
+            self.reply(address, 'RETRY', str(exc)[:2000])
         except (PiwheelsError, OSError) as exc:
             self.logger.error('FileJuggler: %s failed: %s', msg, exc)
-            self.fs_queue.send_addr_msg(address, 'ERROR',
-                                        str(exc)[:2000] or msg)
+            self.reply(address, 'ERROR', str(exc)[:2000] or msg)
         else:
-            self.fs_queue.send_addr_msg(address, msg, reply)
+            self.reply(address, msg, reply)
 
-    def publish_all(self):
-        """Flush the staged files of the waiting PUBLISH requests to disk,
-        then move each into place and answer it."""
-        requests, self.publishing = self.publishing, []
+    def reply(self, address, msg, data=protocols.NoData):
+        """Send a reply on the fs queue (a requester gone meanwhile is only
+        logged)."""
+        try:
+            self.fs_queue.send_addr_msg(address, msg, data)
+        except TransportError as exc:
+            self.logger.warning('FileJuggler: %s', exc)
+
+    def flush(self):
+        """Have the FileSyncer flush the staged files of the waiting PUBLISH
+        requests to disk (:meth:`handle_synced` publishes them)."""
+        self.flushing, self.publishing = self.publishing, []
         paths = [
-            self.staged.get((staged.slave_id, staged.filename))
-            for address, staged in requests]
-        if len(paths) > SYNC_EACH_LIMIT:
-            syncfs(self.incoming)
-        else:
-            for path in paths:
-                if path is not None:
-                    _fsync(path)
+            self.staged[key] for key in (
+                (staged.slave_id, staged.filename)
+                for address, staged in self.flushing)
+            if key in self.staged]
+        self.sync_queue.send_msg('SYNC', paths)
+
+    def handle_synced(self, queue):
+        """The files of the PUBLISH requests being flushed are on disk: move
+        each into place and answer it; flush the next lot."""
+        msg, data = queue.recv_msg()
+        requests, self.flushing = self.flushing, []
         for address, staged in requests:
-            self.answer(address, 'PUBLISH', self.do_publish, staged)
+            if msg == 'ERROR':
+                self.logger.error('FileJuggler: PUBLISH of %s failed: %s',
+                                  staged.filename, data)
+                self.reply(address, 'ERROR', data)
+            else:
+                self.answer(address, 'PUBLISH', self.do_publish, staged)
+        if self.publishing:
+            self.flush()
 
     def do_expect(self, expect):
         """Prepare to receive *expect.file* from slave *expect.slave_id*
@@ -507,8 +556,8 @@ class FileJuggler(NonStopTask):
         return protocols.NoData
 
     def do_publish(self, staged):
-        """Move a staged file (already flushed to disk by
-        :meth:`publish_all`) into the output."""
+        """Move a staged file (already flushed to disk by the FileSyncer)
+        into the output."""
         try:
             path = self.staged.pop((staged.slave_id, staged.filename))
         except KeyError:
@@ -555,6 +604,47 @@ class FileJuggler(NonStopTask):
                                       transport.NOBLOCK)
         except transport.Again:
             pass
+
+
+class FileSyncer(NonStopTask):
+    """Flushes staged files to disk for a :class:`FileJuggler` (a flush can
+    take tens of milliseconds on a busy disk, which the juggler spends
+    answering slaves instead).
+
+    Queues:
+
+    * ``sync_queue``: PAIR, connects the juggler's
+      (:data:`~piwheels.protocols.file_juggler_sync`): each SYNC is answered
+      with SYNCED once its files are on disk, or ERROR.
+
+    :param str address: the juggler's sync queue.
+    :param str incoming: the juggler's ``.incoming/`` directory (its file
+        system is synced whole when there are many files).
+    """
+
+    def __init__(self, config, address, incoming):
+        super().__init__(config)
+        self.incoming = incoming
+        self.sync_queue = self.socket(
+            transport.PAIR, protocol=protocols.file_juggler_sync.reversed())
+        self.sync_queue.connect(address)
+        self.register(self.sync_queue, self.handle_sync)
+
+    def handle_sync(self, queue):
+        """Flush the files of a SYNC: a fsync each for a few, one syncfs for
+        many."""
+        msg, paths = queue.recv_msg()
+        try:
+            if len(paths) > SYNC_EACH_LIMIT:
+                syncfs(self.incoming)
+            else:
+                for path in paths:
+                    _fsync(path)
+        except OSError as exc:
+            queue.send_msg('ERROR', 'unable to flush staged files to disk: '
+                           '{}'.format(exc)[:2000])
+        else:
+            queue.send_msg('SYNCED')
 
 
 class FsClient(RpcClient):

@@ -65,7 +65,11 @@ class SlaveDriver(PausingTask):
     * ``fs_queue``: DEALER, connects ``config.fs_queue``
       (:data:`~piwheels.protocols.file_juggler_fs`): requests to FileJuggler,
       asynchronously (it answers in order; a slave waiting on one is
-      answered when its reply comes).
+      answered when its reply comes);
+    * ``publish_queue``: DEALER, connects ``config.fs_queue``
+      (:data:`~piwheels.protocols.file_juggler_fs`): PUBLISH requests, which
+      FileJuggler answers once their files are on disk (after answers to
+      later requests of the fs queue).
 
     While paused it still answers every slave (IDLE gets SLEEP).
     """
@@ -114,7 +118,12 @@ class SlaveDriver(PausingTask):
             transport.DEALER, protocol=protocols.file_juggler_fs.reversed())
         self.fs_queue.hwm = 100000
         self.fs_queue.connect(config.fs_queue)
-        self.fs_pending = deque()  # what to do with each FileJuggler reply
+        self.publish_queue = self.socket(
+            transport.DEALER, protocol=protocols.file_juggler_fs.reversed())
+        self.publish_queue.hwm = 100000
+        self.publish_queue.connect(config.fs_queue)
+        # what to do with each FileJuggler reply, by queue
+        self.fs_pending = {self.fs_queue: deque(), self.publish_queue: deque()}
         self.slaves = {}          # address -> SlaveState
         self.hellos = {}          # address -> the slave's SlaveHello
         self.queues = {}          # ABI -> deque of PackageVersion
@@ -132,6 +141,7 @@ class SlaveDriver(PausingTask):
         self.register(self.builds_queue, self.handle_build)
         self.register(self.delete_queue, self.handle_delete)
         self.register(self.fs_queue, self.handle_fs_reply)
+        self.register(self.publish_queue, self.handle_fs_reply)
         self.every(timedelta(seconds=5), self.remove_expired)
         self.every(timedelta(seconds=10), self.send_stats)
 
@@ -208,6 +218,7 @@ class SlaveDriver(PausingTask):
             self.builds_queue: self.handle_build,
             self.delete_queue: self.handle_delete,
             self.fs_queue: self.handle_fs_reply,
+            self.publish_queue: self.handle_fs_reply,
         }.get(queue, self.handle_db_reply)
         self._call(handler, queue)
 
@@ -503,14 +514,17 @@ class SlaveDriver(PausingTask):
         return None
 
     def fs_request(self, msg, data, callback=None):
-        """Send a request to FileJuggler; *callback(reply, data)* is called
-        with its answer (None: only errors are logged)."""
-        self.fs_queue.send_msg(msg, data)
-        self.fs_pending.append((msg, callback))
+        """Send a request to FileJuggler (PUBLISH on the publish queue, the
+        others on the fs queue); *callback(reply, data)* is called with its
+        answer (None: only errors are logged)."""
+        queue = self.publish_queue if msg == 'PUBLISH' else self.fs_queue
+        queue.send_msg(msg, data)
+        self.fs_pending[queue].append((msg, callback))
 
     def handle_fs_reply(self, queue):
-        """FileJuggler answered the oldest request: act on it."""
-        request, callback = self.fs_pending.popleft()
+        """FileJuggler answered the oldest request sent on *queue*: act on
+        it."""
+        request, callback = self.fs_pending[queue].popleft()
         try:
             msg, data = queue.recv_msg()
         except protocols.ProtocolError as exc:

@@ -104,6 +104,41 @@ def test_file_juggler_discard_leaves_nothing(master_config, juggler, fs,
     assert not os.path.exists(published(master_config))
 
 
+def test_file_juggler_publish_answered_after_later_requests(
+        master_config, juggler, fs, slave, peer):
+    """PUBLISH waits for its file to reach the disk (flushed in
+    FileSyncer's thread); a request sent after it on the same queue is
+    answered meanwhile."""
+    fs('EXPECT', protocols.ExpectFile(1, built_file()))
+    send_file(juggler, slave)
+    fs('CHECK', protocols.VerifyFile(1, 'foo'))
+    dealer = peer(transport.DEALER, protocols.file_juggler_fs.reversed(),
+                  connect=master_config.fs_queue)
+    dealer.send('PUBLISH', protocols.StagedFile(1, 'foo', FILENAME))
+    dealer.send('STATVFS')
+    replies = []
+    while len(replies) < 2:
+        poll_until(juggler, lambda: dealer.socket.poll(0))
+        replies.append(dealer.recv()[0])
+    assert replies == ['STATVFS', 'PUBLISH']
+    with open(published(master_config), 'rb') as f:
+        assert f.read() == CONTENT
+
+
+def test_file_juggler_publish_of_a_lost_staged_file_fails(
+        master_config, juggler, fs, slave):
+    fs('EXPECT', protocols.ExpectFile(1, built_file()))
+    send_file(juggler, slave)
+    fs('CHECK', protocols.VerifyFile(1, 'foo'))
+    staged, = incoming(master_config)
+    os.unlink(os.path.join(master_config.output_path, '.incoming', staged))
+    msg, error = fs('PUBLISH', protocols.StagedFile(1, 'foo', FILENAME))
+    assert msg == 'ERROR' and 'unable to flush' in error
+    assert not os.path.exists(published(master_config))
+    # the juggler carries on
+    assert fs('STATVFS')[0] == 'STATVFS'
+
+
 def test_file_juggler_verify_publishes_at_once(master_config, juggler, fs,
                                                slave):
     fs('EXPECT', protocols.ExpectFile(1, built_file()))
