@@ -675,3 +675,18 @@ class Poller:
             self._sockets[socket]: events
             for socket, events in self._poller.poll(_seconds_to_ms(timeout))
         }
+
+
+def proxy(frontend, backend, control):
+    """Pass every message arriving on *frontend* to *backend*, in ZeroMQ's
+    own code (no Python runs per message), until *control* (a PAIR) receives
+    :data:`PROXY_TERMINATE`. Call it in a thread of its own: it blocks.
+
+    Messages are relayed as they are, unvalidated.
+    """
+    zmq.proxy_steerable(frontend._socket, backend._socket, None,
+                        control._socket)
+
+
+#: the message that ends :func:`proxy`, sent on its control socket
+PROXY_TERMINATE = b'TERMINATE'

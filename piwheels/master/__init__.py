@@ -2,15 +2,19 @@
 
 :class:`PiWheelsMaster` is the ``piw-master`` command. It checks the
 database, starts every task of :data:`TASKS` (each a thread talking to the
-others over ZeroMQ), then spends its time in :meth:`PiWheelsMaster.main_loop`:
-forwarding the tasks' status messages (``--int-status-queue``) to the
-monitors' PUB queue, and carrying out the monitors' control messages. SIGTERM, or a
-QUIT from a monitor, stops every task in reverse order and exits.
+others over ZeroMQ) and a relay forwarding the tasks' status messages
+(``--int-status-queue``) to the monitors' PUB queue, then spends its time in
+:meth:`PiWheelsMaster.main_loop` carrying out the monitors' control
+messages. SIGTERM, or a QUIT from a monitor, stops every task in reverse
+order and exits.
 """
 
 import importlib
+import itertools
 import signal
 import socket
+import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -45,6 +49,14 @@ STOP_TASK_TIMEOUT = timedelta(seconds=10)
 #: how long a KILL of every slave waits for them to leave before the master
 #: quits too
 KILL_ALL_GRACE = timedelta(seconds=15)
+
+#: how long a task may keep the interpreter while another waits for it
+#: (Python's default is 5 ms): every ZeroMQ call hands the interpreter over,
+#: and a task answering slaves would otherwise wait up to that long after
+#: each while another task renders a page
+SWITCH_INTERVAL = 0.0005
+
+_relay_ids = itertools.count(1)
 
 
 def size(text):
@@ -110,6 +122,9 @@ class PiWheelsMaster(Command):
         self.status_queue = None
         self.control_queue = None
         self.int_status_queue = None
+        self.own_status_queue = None
+        self.relay = None
+        self.relay_control = None
         self.notifier = Notifier()
         self.quit_deadline = None
         self.paused = False
@@ -224,6 +239,8 @@ class PiWheelsMaster(Command):
         self.logger.info('PiWheels Master version %s', __version__)
         check_database(config)
         signal.signal(signal.SIGTERM, sig_term)
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         ctx = transport.Context.instance()
         try:
             self.start_queues(ctx, config)
@@ -240,12 +257,14 @@ class PiWheelsMaster(Command):
             self.notifier.stopping()
             self.stop_tasks()
             self.close_queues()
+            sys.setswitchinterval(switch_interval)
         failed = self.failed_tasks()
         self.tasks = []
         return 1 if failed else 0
 
     def start_queues(self, ctx, config):
-        """Bind the monitors' queues and the internal status queue."""
+        """Bind the monitors' queues and the internal status queue, and start
+        the relay from one to the other."""
         self.int_status_queue = ctx.socket(
             transport.PULL, protocol=protocols.master_status,
             logger=self.logger)
@@ -265,10 +284,42 @@ class PiWheelsMaster(Command):
             raise MasterError(
                 'unable to listen on the monitor queues ({}); is another '
                 'master running?'.format(exc)) from None
+        # the master's own status messages join the tasks' on their way
+        self.own_status_queue = ctx.socket(
+            transport.PUSH, protocol=protocols.monitor_status,
+            logger=self.logger)
+        self.own_status_queue.connect(config.int_status_queue)
+        self.start_relay(ctx)
+
+    def start_relay(self, ctx):
+        """Relay the internal status queue to the monitors' in a thread of
+        ZeroMQ's own code: thousands of messages a second pass without
+        taking a turn on the interpreter from the tasks. The relay owns both
+        queues until :meth:`close_queues` stops it."""
+        address = 'inproc://status-relay-{}'.format(next(_relay_ids))
+        relay_end = ctx.socket(transport.PAIR)
+        relay_end.bind(address)
+        self.relay_control = ctx.socket(transport.PAIR)
+        self.relay_control.connect(address)
+        self.relay = threading.Thread(
+            target=self.run_relay, name='StatusRelay', daemon=True,
+            args=(relay_end,))
+        self.relay.start()
+
+    def run_relay(self, control):
+        try:
+            transport.proxy(self.int_status_queue, self.status_queue, control)
+        finally:
+            control.close(linger=0)
 
     def close_queues(self):
-        for queue in (self.int_status_queue, self.status_queue,
-                      self.control_queue):
+        if self.relay is not None:
+            self.relay_control.send(transport.PROXY_TERMINATE)
+            self.relay.join(10)
+            self.relay_control.close(linger=0)
+            self.relay = None
+        for queue in (self.own_status_queue, self.int_status_queue,
+                      self.status_queue, self.control_queue):
             if queue is not None:
                 queue.close(linger=0)
 
@@ -312,16 +363,12 @@ class PiWheelsMaster(Command):
         return None
 
     def main_loop(self):
-        """Forward status messages to the monitors and obey control messages
-        until told to quit, or until a task dies."""
+        """Obey control messages until told to quit, or until a task dies."""
         poller = transport.Poller()
-        poller.register(self.int_status_queue, transport.POLLIN)
         poller.register(self.control_queue, transport.POLLIN)
         watchdog = self.notifier.watchdog_period()
         while True:
             ready = poller.poll(1)
-            if self.int_status_queue in ready:
-                self.broadcast_status()
             if self.control_queue in ready:
                 try:
                     msg, data = self.control_queue.recv_msg()
@@ -331,28 +378,18 @@ class PiWheelsMaster(Command):
                 else:
                     handler = getattr(self, 'do_{}'.format(msg.lower()))
                     handler(data)
-            dead = [task for task in self.tasks if not task.is_alive()]
+            dead = [task.name for task in self.tasks if not task.is_alive()]
+            if not self.relay.is_alive():
+                dead.append(self.relay.name)
             if dead:
                 raise MasterError('{} stopped unexpectedly'.format(
-                    ', '.join(task.name for task in dead)))
+                    ', '.join(dead)))
             if watchdog is not None:
                 self.notifier.watchdog_ping()
             if (self.quit_deadline is not None
                     and datetime.now(timezone.utc) >= self.quit_deadline):
                 self.logger.warning('stopping after KILL of every slave')
                 return
-
-    def broadcast_status(self, limit=1000):
-        """Publish the waiting internal status messages (up to *limit*) to
-        the monitors. They were validated when the tasks sent them, so
-        they're relayed as they are."""
-        for _ in range(limit):
-            try:
-                frames = self.int_status_queue.recv_multipart(
-                    transport.NOBLOCK)
-            except transport.Again:
-                return
-            self.status_queue.send_multipart(frames[-1:])
 
     def master_info(self):
         return protocols.MasterInfo(
@@ -363,8 +400,8 @@ class PiWheelsMaster(Command):
         """A monitor arrived: replay the master's HELLO and whether it is
         paused, every slave's HELLO and the latest statistics."""
         self.logger.info('monitor attached; replaying status')
-        self.status_queue.send_msg('HELLO', self.master_info())
-        self.status_queue.send_msg('PAUSED', self.paused)
+        self.own_status_queue.send_msg('HELLO', self.master_info())
+        self.own_status_queue.send_msg('PAUSED', self.paused)
         slave_driver = self.find_task('SlaveDriver')
         if slave_driver is not None:
             slave_driver.list_slaves()
@@ -378,7 +415,7 @@ class PiWheelsMaster(Command):
         for task in self.tasks:
             task.pause()
         self.paused = True
-        self.status_queue.send_msg('PAUSED', True)
+        self.own_status_queue.send_msg('PAUSED', True)
 
     def do_resume(self, data):
         """Resume every task, and tell the monitors."""
@@ -386,7 +423,7 @@ class PiWheelsMaster(Command):
         for task in self.tasks:
             task.resume()
         self.paused = False
-        self.status_queue.send_msg('PAUSED', False)
+        self.own_status_queue.send_msg('PAUSED', False)
 
     def _slave_command(self, method, slave_id):
         slave_driver = self.find_task('SlaveDriver')
