@@ -47,19 +47,16 @@ _STATUS_SHOWN = {
 }
 
 
-def _utc(timestamp):
-    """*timestamp* in UTC (naive timestamps are taken to be UTC)."""
-    if timestamp.tzinfo is None:
-        return timestamp
-    return timestamp.astimezone(timezone.utc).replace(tzinfo=None)
-
-
 def iso8601(timestamp):
-    """Format *timestamp* as RFC 3339 UTC (``2020-01-02T03:04:05Z``), or
-    return :data:`None` for :data:`None`."""
+    """Format *timestamp* as RFC 3339 UTC (``2020-01-02T03:04:05Z``; naive
+    timestamps are taken to be UTC), or return :data:`None` for
+    :data:`None`."""
     if timestamp is None:
         return None
-    return _utc(timestamp).replace(microsecond=0).isoformat() + 'Z'
+    if timestamp.tzinfo is not None:
+        timestamp = timestamp.astimezone(timezone.utc)
+    # the first 19 characters leave out the offset of an aware timestamp
+    return timestamp.isoformat(timespec='seconds')[:19] + 'Z'
 
 
 def human_size(size):
@@ -117,7 +114,7 @@ class FileView:
     __slots__ = ('filename', 'url', 'href', 'site_url', 'version', 'sha256',
                  'size', 'size_text', 'requires_python', 'abi', 'platform',
                  'builder_abi', 'apt_dependencies', 'apt_command',
-                 'metadata_sha256', 'metadata_attr', 'uploaded', 'yanked',
+                 'metadata_sha256', 'metadata_attr', 'upload_time', 'yanked',
                  'yanked_attr')
 
     def __init__(self, project, filename, version, info, yanked, metadata_sha256):
@@ -139,7 +136,8 @@ class FileView:
             if self.apt_dependencies else None)
         self.metadata_sha256 = metadata_sha256
         self.metadata_attr = 'sha256=' + metadata_sha256 if metadata_sha256 else None
-        self.uploaded = info['uploaded']
+        #: RFC 3339, as both JSON forms show it
+        self.upload_time = iso8601(info['uploaded'])
         self.yanked = yanked
         # PEP 592: data-yanked holds the reason, and may be empty
         self.yanked_attr = None if yanked is False else ('' if yanked is True else yanked)
@@ -148,13 +146,14 @@ class FileView:
 class ReleaseView:
     """One version of a project with its builds (one per ABI column) and
     its files."""
-    __slots__ = ('version', 'released', 'released_text', 'yanked',
+    __slots__ = ('version', 'released', 'released_iso', 'released_text', 'yanked',
                  'yanked_reason', 'skip', 'prerelease', 'builds', 'files')
 
     def __init__(self, project, version, release, abis, metadata):
         self.version = version
         self.released = release['released']
-        self.released_text = _utc(self.released).isoformat()[:10]
+        self.released_iso = iso8601(self.released)
+        self.released_text = self.released_iso[:10]
         # PEP 592: True, or the reason when PyPI gave one
         self.yanked = (release['yank_reason'] or True) if release['yanked'] else False
         self.yanked_reason = release['yank_reason'] or 'yanked on PyPI'
@@ -398,8 +397,8 @@ class PageRenderer:
                 entry['requires-python'] = file.requires_python
             if file.size is not None:
                 entry['size'] = file.size
-            if file.uploaded is not None:
-                entry['upload-time'] = iso8601(file.uploaded)
+            if file.upload_time is not None:
+                entry['upload-time'] = file.upload_time
             if file.metadata_sha256:
                 # PEP 714: only the new name in JSON; the old one
                 # ("dist-info-metadata") makes pip 22.3 to 23.1 fail
@@ -435,7 +434,7 @@ class PageRenderer:
             'index_url': '/simple/{}/'.format(project.name),
             'releases': {
                 release.version: {
-                    'released': iso8601(release.released),
+                    'released': release.released_iso,
                     'prerelease': release.prerelease,
                     'yanked': release.yanked,
                     'skip_reason': release.skip,
@@ -455,7 +454,7 @@ class PageRenderer:
                             'abi_tag': file.abi,
                             'platform_tag': file.platform,
                             'builder_abi': file.builder_abi,
-                            'uploaded': iso8601(file.uploaded),
+                            'uploaded': file.upload_time,
                             'requires_python': file.requires_python,
                             'apt_dependencies': file.apt_dependencies,
                         }
