@@ -300,6 +300,10 @@ class FileBatch:
         self._directories = set()
         self.written = 0
         self.unchanged = 0
+        # a fchmod is one more journalled change per file: only when the
+        # umask would take permissions from the pages
+        umask = _umask()
+        self._chmod = umask is None or bool(umask & 0o644)
 
     def __enter__(self):
         return self
@@ -342,7 +346,8 @@ class FileBatch:
             name, os.getpid(), next(self._counter), _TMP_SUFFIX))
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
-            os.fchmod(fd, 0o644)
+            if self._chmod:
+                os.fchmod(fd, 0o644)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
@@ -379,6 +384,19 @@ class FileBatch:
         """Remove the staged temporary files; nothing in place changes."""
         staged, self._staged = self._staged, []
         _unlink_all(tmp for tmp, _ in staged)
+
+
+def _umask():
+    """Return the process's umask, read without changing it, or :data:`None`
+    where the kernel doesn't show it (before Linux 4.7)."""
+    try:
+        with open('/proc/self/status', 'rb') as status:
+            for line in status:
+                if line.startswith(b'Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return None
 
 
 def is_file(path):

@@ -86,6 +86,17 @@ def test_batch_writes_files_and_makes_directories(web):
     assert batch.written == 1
 
 
+def test_batch_pages_readable_by_the_web_server_under_a_strict_umask(web):
+    path = web.path('simple', 'foo', 'index.html')
+    old = os.umask(0o077)
+    try:
+        with web.batch() as batch:
+            batch.write(path, b'hello')
+    finally:
+        os.umask(old)
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o644)
+
+
 def test_batch_skips_unchanged_content(web):
     path = web.path('index.html')
     with web.batch() as batch:
