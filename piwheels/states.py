@@ -2,9 +2,10 @@
 
 :class:`SlaveState` follows one build slave through the slave protocol,
 :class:`BuildState` one build attempt with its :class:`FileState` wheels,
-and :class:`TransferState` one file arriving in chunks: written to a
-temporary file in the output directory, checked against its size and
-SHA256, then linked into place atomically (never replacing a published file).
+and :class:`TransferState` one file arriving in chunks: kept in memory when
+small, else written to a temporary file in the output directory (and hashed
+as it arrives), checked against its size and SHA256, then linked into place
+atomically (never replacing a published file).
 
 The log records (:class:`DownloadState`, :class:`SearchState`,
 :class:`ProjectState`, :class:`JSONState`, :class:`PageState`) and the
@@ -32,7 +33,8 @@ __all__ = [
     'DownloadState', 'SearchState', 'ProjectState', 'JSONState', 'PageState',
     'SlaveStats', 'MasterStats', 'mkdir_override_symlink',
     'remove_stale_transfers', 'parse_wheel_filename', 'utcnow',
-    'CHUNK_SIZE', 'PIPELINE_SIZE', 'MAX_FILE_SIZE', 'TRANSFER_PREFIX',
+    'CHUNK_SIZE', 'PIPELINE_SIZE', 'MAX_FILE_SIZE', 'MAX_BUFFERED',
+    'TRANSFER_PREFIX',
 ]
 
 #: Bytes asked for by each FETCH unless told otherwise.
@@ -43,6 +45,11 @@ PIPELINE_SIZE = 8
 
 #: The largest wheel a transfer accepts unless told otherwise (bytes).
 MAX_FILE_SIZE = 1024 * 1024 * 1024
+
+#: Files up to this size (bytes) are received in memory and written out in
+#: one go once complete: a temporary file written chunk by chunk and renamed
+#: costs a tiny wheel more than the rest of its transfer.
+MAX_BUFFERED = 1024 * 1024
 
 #: Prefix of the temporary files of transfers in the output directory; the
 #: master removes leftovers of a crash with :func:`remove_stale_transfers`.
@@ -304,13 +311,16 @@ class TransferState:
     """A file arriving from a slave in chunks (the FileJuggler's side of
     ``file_juggler_files``).
 
-    The file is written to a temporary file in *output_path* (the same
-    file-system as its final place); :meth:`fetch` says which piece to ask
-    for next (keeping up to *pipeline_size* FETCHes in flight),
-    :meth:`chunk` writes what arrives, :meth:`verify` checks size and SHA256
-    and :meth:`commit` (verifying first) links the file into place;
-    :meth:`rollback` throws it away. When the slave goes quiet with FETCHes
-    outstanding, :meth:`reset_credit` has the lost pieces asked for again.
+    A file of up to :data:`MAX_BUFFERED` bytes is received in memory; a
+    larger one is written to a temporary file in *output_path* (the same
+    file-system as its final place) and hashed as its bytes arrive in order.
+    :meth:`fetch` says which piece to ask for next (keeping up to
+    *pipeline_size* FETCHes in flight), :meth:`chunk` takes what arrives,
+    :meth:`verify` checks size and SHA256, and :meth:`commit` (verifying
+    first) links the file into place or :meth:`stage` puts it where the
+    caller says; :meth:`rollback` throws it away. When the slave goes quiet
+    with FETCHes outstanding, :meth:`reset_credit` has the lost pieces asked
+    for again.
 
     :param int slave_id: the slave sending the file.
     :param FileState file_state: the file expected, with its size and hash.
@@ -346,9 +356,23 @@ class TransferState:
         self._missing = [range(file_state.filesize)] if file_state.filesize \
             else []
         self._in_flight = {}   # offset -> range asked for, not yet received
-        fd, name = _make_temp(self.output_path, file_state.filename)
-        self._fd = fd
-        self.temp_path = Path(name)
+        self._fd = None
+        self.temp_path = None
+        if file_state.filesize <= MAX_BUFFERED:
+            self._buffer = bytearray(file_state.filesize)
+        else:
+            self._buffer = None
+            fd, name = _make_temp(self.output_path, file_state.filename)
+            self._fd = fd
+            self.temp_path = Path(name)
+        # the file's hash, taken as its bytes arrive in order (those that
+        # arrive early wait, a pipeline's worth at most); a piece that comes
+        # again once hashed means the file must be read back to hash it
+        self._digest = hashlib.sha256()
+        self._hashed = 0
+        self._early = {}       # offset -> bytes that arrived before their turn
+        self._early_bytes = 0
+        self._read_back = False
 
     def __repr__(self):
         return '<TransferState {} from slave {}: {} bytes missing>'.format(
@@ -399,10 +423,10 @@ class TransferState:
         self._in_flight.clear()
 
     def chunk(self, offset, data):
-        """Write *data* received for *offset* into the temporary file.
+        """Take *data* received for *offset*.
 
-        A chunk may be a repeat (it is written again) or shorter than asked
-        (the rest is fetched again).
+        A chunk may be a repeat (it replaces what came before) or shorter
+        than asked (the rest is fetched again).
 
         :raises TransferError: if the chunk lies outside the file.
         """
@@ -414,8 +438,43 @@ class TransferState:
                         self.file_state.filesize))
         self._in_flight.pop(offset, None)
         if data:
-            os.pwrite(self._fd, data, offset)
+            if self._buffer is not None:
+                self._buffer[offset:end] = data
+            else:
+                os.pwrite(self._fd, data, offset)
+                self._hash(offset, data)
             self._missing = list(exclude(self._missing, range(offset, end)))
+
+    def _hash(self, offset, data):
+        """Hash *data*, written at *offset*, if its turn has come; keep it
+        for later if it came early."""
+        if self._read_back:
+            return
+        if offset > self._hashed:
+            end = offset + len(data)
+            if (self._early_bytes + len(data) >
+                    self.pipeline_size * self.chunk_size or any(
+                        offset < other + len(piece) and other < end
+                        for other, piece in self._early.items())):
+                self._give_up_hashing()
+            else:
+                self._early[offset] = bytes(data)
+                self._early_bytes += len(data)
+        elif offset < self._hashed:
+            self._give_up_hashing()
+        else:
+            self._digest.update(data)
+            self._hashed += len(data)
+            while self._hashed in self._early:
+                piece = self._early.pop(self._hashed)
+                self._early_bytes -= len(piece)
+                self._digest.update(piece)
+                self._hashed += len(piece)
+
+    def _give_up_hashing(self):
+        self._read_back = True
+        self._early.clear()
+        self._early_bytes = 0
 
     def verify(self):
         """Check the complete file's size and SHA256 against the expected.
@@ -426,16 +485,33 @@ class TransferState:
         if not self.done:
             raise TransferError('{}: {} bytes never arrived'.format(
                 self.file_state.filename, self.missing_bytes))
-        size = os.fstat(self._fd).st_size
-        if size != self.file_state.filesize:
-            raise TransferError('{}: {} bytes arrived, expected {}'.format(
-                self.file_state.filename, size, self.file_state.filesize))
-        digest = _sha256_of_fd(self._fd)
+        if self._buffer is not None:
+            digest = hashlib.sha256(self._buffer).hexdigest()
+        else:
+            size = os.fstat(self._fd).st_size
+            if size != self.file_state.filesize:
+                raise TransferError('{}: {} bytes arrived, expected {}'.format(
+                    self.file_state.filename, size, self.file_state.filesize))
+            if self._read_back or self._hashed != size:
+                digest = _sha256_of_fd(self._fd)
+            else:
+                digest = self._digest.hexdigest()
         if digest != self.file_state.filehash:
             raise TransferError(
                 '{}: SHA256 {} does not match the expected {}'.format(
                     self.file_state.filename, digest,
                     self.file_state.filehash))
+
+    def stage(self, path):
+        """Put the complete file (checked with :meth:`verify`) at *path*, on
+        the same file-system as the output directory, replacing anything
+        there; the transfer is over. The file is not flushed to disk."""
+        if self._buffer is not None:
+            _write_file(path, self._buffer)
+        else:
+            os.rename(self.temp_path, path)
+            self.temp_path = None
+        self.rollback()
 
     def commit(self, package_dir):
         """Verify the file and publish it as *package_dir*/filename,
@@ -457,6 +533,11 @@ class TransferState:
         final = package_dir / self.file_state.filename
         try:
             self.verify()
+            if self._buffer is not None:
+                fd, name = _make_temp(self.output_path,
+                                      self.file_state.filename)
+                self._fd, self.temp_path = fd, Path(name)
+                _write_all(fd, self._buffer)
             os.fsync(self._fd)
             mkdir_override_symlink(package_dir)
             try:
@@ -475,19 +556,39 @@ class TransferState:
         return final
 
     def rollback(self):
-        """Close and remove the temporary file (safe to call twice)."""
+        """Close and remove the temporary file, if any, and drop what was
+        received (safe to call twice)."""
+        self._buffer = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        try:
-            self.temp_path.unlink()
-        except FileNotFoundError:
-            pass
+        if self.temp_path is not None:
+            try:
+                self.temp_path.unlink()
+            except FileNotFoundError:
+                pass
+            self.temp_path = None
 
 
 def _make_temp(output_path, filename):
     return tempfile.mkstemp(dir=str(output_path),
                             prefix=TRANSFER_PREFIX + filename + '.')
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _write_file(path, data):
+    """Write *data* to a new file at *path* (replacing any)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                 0o600)
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
 
 
 def _sha256_of_fd(fd):

@@ -9,8 +9,8 @@ import pytest
 from piwheels import protocols, transport
 from piwheels.exc import FileConflict, ProtocolError, TransferError
 from piwheels.states import (
-    BuildState, FileState, SlaveState, TransferState, mkdir_override_symlink,
-    remove_stale_transfers,
+    MAX_BUFFERED, BuildState, FileState, SlaveState, TransferState,
+    mkdir_override_symlink, remove_stale_transfers,
 )
 
 TIMEOUT = 5
@@ -263,8 +263,75 @@ def test_states_transfer_empty_file(tmp_path):
     assert transfer.commit(tmp_path / 'foo').read_bytes() == b''
 
 
+LARGE = os.urandom(MAX_BUFFERED + 5000)
+
+
+def large_transfer(tmp_path, content=LARGE):
+    """A transfer of *content* too large to be kept in memory, in chunks of
+    a quarter of it."""
+    return TransferState(1, file_state(content), tmp_path,
+                         chunk_size=len(content) // 4 + 1, pipeline_size=4)
+
+
+def test_states_transfer_large_file_out_of_order(tmp_path):
+    transfer = large_transfer(tmp_path)
+    # on disk while it arrives
+    assert len(os.listdir(tmp_path)) == 1
+    fetches = [transfer.fetch() for _ in range(4)]
+    for fetch in reversed(fetches):
+        transfer.chunk(fetch.offset,
+                       LARGE[fetch.offset:fetch.offset + fetch.length])
+    published = transfer.commit(tmp_path / 'foo')
+    assert published.read_bytes() == LARGE
+    assert os.listdir(tmp_path) == ['foo']
+
+
+@pytest.mark.parametrize('first, again, verifies', [
+    (b'x', None, True),       # a bad chunk sent again with the right bytes
+    (None, b'x', False),      # a good chunk sent again with wrong bytes
+])
+def test_states_transfer_large_file_repeated_chunk(tmp_path, first, again,
+                                                   verifies):
+    """A chunk arriving again replaces the first copy: the file verifies
+    by what was written last."""
+    transfer = large_transfer(tmp_path)
+    fetches = [transfer.fetch() for _ in range(4)]
+
+    def piece(fetch, fill):
+        good = LARGE[fetch.offset:fetch.offset + fetch.length]
+        return good if fill is None else fill * len(good)
+    transfer.chunk(fetches[0].offset, piece(fetches[0], first))
+    transfer.chunk(fetches[1].offset, piece(fetches[1], None))
+    transfer.chunk(fetches[0].offset, piece(fetches[0], again))
+    for fetch in fetches[2:]:
+        transfer.chunk(fetch.offset, piece(fetch, None))
+    if verifies:
+        transfer.stage(tmp_path / 'staged')
+        assert (tmp_path / 'staged').read_bytes() == LARGE
+    else:
+        with pytest.raises(TransferError):
+            transfer.verify()
+        transfer.rollback()
+    assert os.listdir(tmp_path) == (['staged'] if verifies else [])
+
+
+def test_states_transfer_small_file_staged_from_memory(tmp_path):
+    content = b'tiny wheel'
+    transfer = TransferState(1, file_state(content), tmp_path)
+    # nothing on disk until it is complete and verified
+    transfer.chunk(transfer.fetch().offset, content)
+    assert os.listdir(tmp_path) == []
+    transfer.verify()
+    transfer.stage(tmp_path / 'staged')
+    assert (tmp_path / 'staged').read_bytes() == content
+    assert os.listdir(tmp_path) == ['staged']
+
+
 def test_states_remove_stale_transfers(tmp_path):
-    TransferState(1, file_state(), tmp_path)     # a crash leaves this
+    # a crash leaves the temporary file of a large transfer (a small one
+    # is received in memory)
+    TransferState(1, file_state(filesize=MAX_BUFFERED + 1, filehash='0' * 64),
+                  tmp_path)
     (tmp_path / 'index.html').write_text('keep')
     assert remove_stale_transfers(tmp_path) == 1
     assert os.listdir(tmp_path) == ['index.html']

@@ -322,9 +322,11 @@ class FileJuggler(NonStopTask):
             if len(self.early) >= MAX_EARLY_HELLOS:
                 self.early.pop(next(iter(self.early)))
             self.early[slave_id] = address
-            raise TransferError(
-                'HELLO from slave {}, which has no file to send (yet); kept '
-                'until its file is expected'.format(slave_id))
+            # the usual race, not a fault: no warning
+            self.logger.info('FileJuggler: HELLO from slave %d, which has no '
+                             'file to send (yet); kept until its file is '
+                             'expected', slave_id)
+            return
         if transfer.address not in (None, address):
             self.by_address.pop(transfer.address, None)
         elif transfer.address is not None:
@@ -501,7 +503,7 @@ class FileJuggler(NonStopTask):
 
     def _verified(self, verify):
         """Return the complete, verified transfer of *verify.slave_id*,
-        forgotten (its file still at ``transfer.state.temp_path``).
+        forgotten (its file still held by ``transfer.state``).
 
         :raises TransferRetry: the file must be sent again.
         :raises TransferError: it failed too often, or there's none.
@@ -547,8 +549,7 @@ class FileJuggler(NonStopTask):
         key = (verify.slave_id, transfer.file.filename)
         path = os.path.join(self.incoming, '{}~{}~{}.staged'.format(
             verify.slave_id, verify.package, transfer.file.filename))
-        os.rename(transfer.state.temp_path, path)
-        transfer.state.rollback()
+        transfer.state.stage(path)
         # not synced yet: a staged file is only published after the
         # database recorded it (and synced then), and crash recovery checks
         # its hash again

@@ -3,6 +3,7 @@ file over a real DEALER socket, and requests arrive over a real REQ as
 FsClient sends them."""
 
 import hashlib
+import logging
 import os
 
 import pytest
@@ -227,6 +228,7 @@ def test_file_juggler_abort_removes_partial_file(master_config, juggler, fs,
 
 
 def test_file_juggler_hello_without_expect_ignored(juggler, slave, caplog):
+    caplog.set_level(logging.INFO)
     slave.send('HELLO', 42)
     juggler.poll(1)
     assert 'slave 42, which has no file to send' in caplog.text
