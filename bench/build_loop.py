@@ -361,6 +361,9 @@ def measure_transfer(slave_port, file_port, size):
                            content=os.urandom(size))
     # it leaves after its one build
     run_slaves([slave], 600)
+    if slave.transfer_seconds is None:
+        raise RuntimeError('the master did not take the wheel (over '
+                           '--max-file-size?)')
     return slave.transfer_seconds
 
 
