@@ -521,18 +521,23 @@ class SlaveDriver(PausingTask):
         queue.send_msg(msg, data)
         self.fs_pending[queue].append((msg, callback))
 
-    def handle_fs_reply(self, queue):
-        """FileJuggler answered the oldest request sent on *queue*: act on
-        it."""
-        request, callback = self.fs_pending[queue].popleft()
-        try:
-            msg, data = queue.recv_msg()
-        except protocols.ProtocolError as exc:
-            msg, data = 'ERROR', str(exc)[:2000]
-        if callback is not None:
-            callback(msg, data)
-        elif msg == 'ERROR':
-            self.logger.error('SlaveDriver: %s failed: %s', request, data)
+    def handle_fs_reply(self, queue, limit=100):
+        """Act on FileJuggler's answers waiting on *queue* (up to *limit*),
+        each to the oldest request unanswered there (slaves wait on some of
+        them: taking one a cycle left them queueing behind the cycles'
+        requests)."""
+        for _ in range(limit):
+            try:
+                msg, data = queue.recv_msg(transport.NOBLOCK)
+            except transport.Again:
+                return
+            except protocols.ProtocolError as exc:
+                msg, data = 'ERROR', str(exc)[:2000]
+            request, callback = self.fs_pending[queue].popleft()
+            if callback is not None:
+                callback(msg, data)
+            elif msg == 'ERROR':
+                self.logger.error('SlaveDriver: %s failed: %s', request, data)
 
     def reply(self, slave, action, data):
         """Send a reply that had to wait (for FileJuggler) to *slave*, if it
