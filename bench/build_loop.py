@@ -11,11 +11,14 @@ SEND, the chunked file transfer of a tiny wheel, SENT, DONE). It prints the
 builds coordinated per second (told DONE while every slave ran) and how many
 the database recorded meanwhile, how long slaves waited for the master's
 replies (the slowest reply above all), and the transfer rate of one 100 MB
-wheel.
+wheel. With ``--monitor`` a monitor watches the master throughout (which
+then reports every message to and from the slaves, as it does only while a
+monitor listens).
 
 Usage::
 
     python bench/build_loop.py [--slaves 50] [--seconds 20] [--versions 40000]
+                               [--monitor] [--no-pages]
 """
 
 import argparse
@@ -318,6 +321,41 @@ class RecordedBuilds(threading.Thread):
             when - before[0]) / (after[0] - before[0])
 
 
+class Monitor(threading.Thread):
+    """A monitor attached to the master (as piw-monitor would be): says
+    HELLO and takes every status message, counting those about slaves."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        ctx = transport.Context.instance()
+        self.status = ctx.socket(
+            transport.SUB, protocol=protocols.monitor_status.reversed())
+        self.status.hwm = 100000
+        self.status.subscribe('')
+        self.status.connect('ipc://{}/s/status'.format(path))
+        self.control = ctx.socket(
+            transport.PUSH, protocol=protocols.master_control.reversed())
+        self.control.connect('ipc://{}/s/control'.format(path))
+        self.slave_events = 0
+        self.finished = threading.Event()
+
+    def run(self):
+        answered = False
+        while not self.finished.is_set():
+            if not answered:
+                self.control.send_msg('HELLO')
+            while self.status.poll(0.2):
+                msg, data = self.status.recv_msg()
+                answered = answered or msg == 'HELLO'
+                self.slave_events += msg == 'SLAVE'
+
+    def stop(self):
+        self.finished.set()
+        self.join()
+        self.status.close(linger=0)
+        self.control.close(linger=0)
+
+
 def measure_builds(slave_port, file_port, count, seconds, processes):
     """Run *count* slaves over *processes* processes for *seconds*; return
     ``(builds, window, latencies)``: the builds finished while every
@@ -397,18 +435,24 @@ def main():
     parser.add_argument('--keep', action='store_true',
                         help='keep the temporary directory (with the '
                         "master's verbose log) for a look afterwards")
+    parser.add_argument('--monitor', action='store_true',
+                        help='attach a monitor to the master (it then reports '
+                        'every message to and from the slaves)')
     parser.add_argument('--no-pages', dest='pages', action='store_false',
                         help='run the master without {}'.format(
                             ' and '.join(PAGE_TASKS)))
     config = parser.parse_args()
     path = tempfile.mkdtemp(prefix='piwbench')
-    cluster = master = None
+    cluster = master = monitor = None
     try:
         cluster, dsn = prepare_database(path, config.versions)
         slave_port, file_port = free_port(), free_port()
         master, output = start_master(dsn, path, slave_port, file_port,
                                       config.pages, config.keep)
         wait_for_master(slave_port)
+        if config.monitor:
+            monitor = Monitor(path)
+            monitor.start()
         time.sleep(2)   # the first build queue
         recorded = RecordedBuilds(dsn)
         recorded.start()
@@ -418,12 +462,17 @@ def main():
             config.processes)
         cpu_used = cpu_seconds(master.pid) - cpu_before
         recorded.stop()
+        if monitor is not None:
+            monitor.stop()
         if not builds:
             raise RuntimeError('no builds were coordinated')
         elapsed = window[1] - window[0]
         in_database = recorded.at(window[1]) - recorded.at(window[0])
         print('pages written by {}: {}'.format(
             ' and '.join(PAGE_TASKS), 'yes' if config.pages else 'no'))
+        print('monitor attached: {}'.format(
+            'yes ({} messages about slaves)'.format(monitor.slave_events)
+            if monitor is not None else 'no'))
         print('{} simulated slaves: {} builds coordinated (told DONE) in '
               '{:.1f} s while all ran: {:.0f} builds/s; {:.0f} recorded in '
               'the database meanwhile: {:.0f} builds/s'.format(

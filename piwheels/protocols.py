@@ -1299,7 +1299,10 @@ slave_driver_control = Protocol(name='slave_driver_control', recv=dict(
     SKIP=Count,         # abandon the slave's current build (DONE to BUSY)
     SLEEP=SlaveTarget,  # answer the slave's (None: all) IDLE with SLEEP
     WAKE=SlaveTarget,   # undo SLEEP
-    HELLO=NoData,       # replay every slave's HELLO on master_status
+    HELLO=NoData,       # replay every slave's HELLO on master_status, and
+                        # report each message again (after QUIET)
+    QUIET=NoData,       # no monitor listens: report no message to or from
+                        # a slave until the next HELLO
 ))
 """Main thread -> SlaveDriver's control queue: :data:`task_control` plus
 the monitor's commands."""

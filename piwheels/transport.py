@@ -46,6 +46,7 @@ ZMQError = zmq.ZMQError
 #: The connection events :meth:`Socket.connection_events` reports.
 EVENT_CONNECTED = zmq.EVENT_CONNECTED
 EVENT_DISCONNECTED = zmq.EVENT_DISCONNECTED
+EVENT_ACCEPTED = zmq.EVENT_ACCEPTED
 
 #: The deepest nesting of arrays, maps and tags a received message may have.
 MAX_DEPTH = 32
@@ -478,24 +479,29 @@ class Socket:
             zmq.UNSUBSCRIBE, topic.encode('utf-8') if isinstance(topic, str)
             else topic)
 
-    def connection_events(self):
+    def connection_events(self, events=EVENT_CONNECTED | EVENT_DISCONNECTED):
         """Return a PAIR :class:`Socket` on which ZeroMQ reports this
         socket's connections being made and lost (read them with
         :meth:`recv_event`). Monitors use it to notice a master going away
-        and coming back. Close it after this socket."""
+        and coming back; the master, with :data:`EVENT_ACCEPTED`, to count
+        the monitors listening. Close it after this socket.
+
+        :param int events: the events to report (default: connections made
+            by this socket, and lost)."""
         # pyzmq would name the events' queue after the socket's file
         # descriptor, which a socket opened after this one is closed may
         # reuse while the old queue lingers: each gets a name of its own
         address = 'inproc://piwheels-connection-events-{}'.format(
             next(_connection_events))
         self._monitored = True
-        return Socket(self._socket.get_monitor_socket(
-            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED, address), linger=0)
+        return Socket(self._socket.get_monitor_socket(events, address),
+                      linger=0)
 
     def recv_event(self, flags=0, *, timeout=None):
         """Receive one event from a :meth:`connection_events` socket:
-        ``(event, endpoint)`` where *event* is :data:`EVENT_CONNECTED` or
-        :data:`EVENT_DISCONNECTED` and *endpoint* the peer's address."""
+        ``(event, endpoint)`` where *event* is :data:`EVENT_CONNECTED`,
+        :data:`EVENT_ACCEPTED` or :data:`EVENT_DISCONNECTED` and *endpoint*
+        the peer's address."""
         self._wait(timeout)
         event = zmq_monitor.recv_monitor_message(self._socket, flags)
         endpoint = event['endpoint']

@@ -125,6 +125,8 @@ class PiWheelsMaster(Command):
         self.own_status_queue = None
         self.relay = None
         self.relay_control = None
+        self.monitor_events = None
+        self.monitors = 0
         self.notifier = Notifier()
         self.quit_deadline = None
         self.paused = False
@@ -289,6 +291,9 @@ class PiWheelsMaster(Command):
             transport.PUSH, protocol=protocols.monitor_status,
             logger=self.logger)
         self.own_status_queue.connect(config.int_status_queue)
+        # monitors arriving and leaving (each says HELLO once here)
+        self.monitor_events = self.status_queue.connection_events(
+            transport.EVENT_ACCEPTED | transport.EVENT_DISCONNECTED)
         self.start_relay(ctx)
 
     def start_relay(self, ctx):
@@ -319,7 +324,8 @@ class PiWheelsMaster(Command):
             self.relay_control.close(linger=0)
             self.relay = None
         for queue in (self.own_status_queue, self.int_status_queue,
-                      self.status_queue, self.control_queue):
+                      self.status_queue, self.monitor_events,
+                      self.control_queue):
             if queue is not None:
                 queue.close(linger=0)
 
@@ -363,12 +369,18 @@ class PiWheelsMaster(Command):
         return None
 
     def main_loop(self):
-        """Obey control messages until told to quit, or until a task dies."""
+        """Obey control messages and follow the monitors coming and going
+        until told to quit, or until a task dies."""
         poller = transport.Poller()
         poller.register(self.control_queue, transport.POLLIN)
+        poller.register(self.monitor_events, transport.POLLIN)
         watchdog = self.notifier.watchdog_period()
+        # none listens yet
+        self._slave_driver_call('stop_reporting')
         while True:
             ready = poller.poll(1)
+            if self.monitor_events in ready:
+                self.count_monitors()
             if self.control_queue in ready:
                 try:
                     msg, data = self.control_queue.recv_msg()
@@ -390,6 +402,20 @@ class PiWheelsMaster(Command):
                     and datetime.now(timezone.utc) >= self.quit_deadline):
                 self.logger.warning('stopping after KILL of every slave')
                 return
+
+    def count_monitors(self):
+        """Follow monitors connecting and leaving the status queue; when the
+        last has left, SlaveDriver stops reporting each message to and from
+        the slaves (a monitor's HELLO has it report them again)."""
+        while self.monitor_events.poll(0):
+            event, endpoint = self.monitor_events.recv_event()
+            if event == transport.EVENT_ACCEPTED:
+                self.monitors += 1
+            elif event == transport.EVENT_DISCONNECTED and self.monitors:
+                self.monitors -= 1
+                if not self.monitors:
+                    self.logger.info('the last monitor left')
+                    self._slave_driver_call('stop_reporting')
 
     def master_info(self):
         return protocols.MasterInfo(
@@ -426,11 +452,17 @@ class PiWheelsMaster(Command):
         self.own_status_queue.send_msg('PAUSED', False)
 
     def _slave_command(self, method, slave_id):
+        if not self._slave_driver_call(method, slave_id):
+            self.logger.error('no SlaveDriver to pass the command to')
+
+    def _slave_driver_call(self, method, *args):
+        """Call SlaveDriver's control *method*; return False if there is no
+        SlaveDriver."""
         slave_driver = self.find_task('SlaveDriver')
         if slave_driver is None:
-            self.logger.error('no SlaveDriver to pass the command to')
-            return
-        getattr(slave_driver, method)(slave_id)
+            return False
+        getattr(slave_driver, method)(*args)
+        return True
 
     def do_kill(self, slave_id):
         """Stop slave *slave_id*; None stops every slave and then the

@@ -137,6 +137,10 @@ class SlaveDriver(PausingTask):
         self.skipping = set()     # slave ids whose build is abandoned
         self.last_build = None
         self.web_dropped = 0
+        # whether each message to and from a slave is reported to the
+        # monitors (not while none listens: it costs as much as the rest
+        # of a build's handling)
+        self.reporting = True
         self.register(self.slave_queue, self.handle_slave)
         self.register(self.builds_queue, self.handle_build)
         self.register(self.delete_queue, self.handle_delete)
@@ -166,17 +170,27 @@ class SlaveDriver(PausingTask):
 
     def list_slaves(self):
         """Replay every slave's HELLO (and its latest reply) to the
-        monitors."""
+        monitors, and report each message again if :meth:`stop_reporting`
+        stopped it."""
         self.send_control('HELLO')
 
+    def stop_reporting(self):
+        """Stop reporting each message to and from the slaves to the
+        monitors (none is listening) until the next :meth:`list_slaves`."""
+        self.send_control('QUIET')
+
     def handle_control(self, queue):
-        """Handle PAUSE/RESUME/QUIT, and the monitors' KILL, SKIP, SLEEP,
-        WAKE and HELLO."""
+        """Handle PAUSE/RESUME/QUIT, the monitors' KILL, SKIP, SLEEP, WAKE
+        and HELLO, and QUIET."""
         try:
             super().handle_control(queue)
         except TaskControl as ctrl:
             if ctrl.msg == 'HELLO':
+                self.reporting = True
                 self.replay_slaves()
+                return
+            if ctrl.msg == 'QUIET':
+                self.reporting = False
                 return
             targets = [
                 slave for slave in self.slaves.values()
@@ -566,6 +580,8 @@ class SlaveDriver(PausingTask):
         request that passed validation on arrival or a reply that passed it
         on its way out, and this runs for every message of every slave.
         """
+        if not self.reporting:
+            return
         if action == 'BUILT':
             data = data._replace(output='')
         event = protocols.SlaveEvent(

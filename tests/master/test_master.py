@@ -7,12 +7,14 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 import pytest
 
 from piwheels import protocols, transport
+from piwheels.protocols import SlaveStats
 
-from ..fixtures.master import master_args
+from ..fixtures.master import master_args, slave_hello
 from ..fixtures.schema import run_sql
 
 RUN_MASTER = [sys.executable, '-c',
@@ -125,6 +127,64 @@ def test_master_ready_recovers_and_quits_on_request(running_master, peer):
     code, out = finish(process)
     assert code == 0, out
     assert 'quitting on request of a monitor' in out
+
+
+def attach_monitor(args, peer):
+    """Connect a monitor and say HELLO until the master answers; return its
+    status queue (SUB) and control queue."""
+    status = peer(transport.SUB, protocols.monitor_status.reversed(),
+                  connect=option(args, '--status-queue'))
+    status.socket.subscribe('')
+    control = peer(transport.PUSH, protocols.master_control.reversed(),
+                   connect=option(args, '--control-queue'))
+    for attempt in range(50):
+        control.send('HELLO')
+        if status.socket.poll(0.2):
+            break
+    return status, control
+
+
+def slave_events(status, action, timeout=10):
+    """Return the slave events of *status* up to the first for *action*."""
+    events = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if status.socket.poll(0.1):
+            msg, data = status.recv()
+            if msg == 'SLAVE':
+                events.append(data)
+                if data.action == action:
+                    return events
+    pytest.fail('no SLAVE {} event; got {!r}'.format(action, events))
+
+
+def test_master_reports_slaves_to_each_monitor_that_says_hello(
+        running_master, peer):
+    """Once the last monitor has gone, the slaves' messages are no longer
+    reported; a monitor arriving later gets them again from its HELLO on,
+    the slaves replayed first."""
+    process, args, output = running_master
+    slave = peer(transport.REQ, protocols.slave_driver.reversed(),
+                 connect=option(args, '--slave-queue'))
+    first, _ = attach_monitor(args, peer)
+    slave.send('HELLO', slave_hello('watched'))
+    assert slave.recv()[0] == 'ACK'
+    slave.send('IDLE', SlaveStats(
+        datetime.now(timezone.utc), 10 ** 10, 5 * 10 ** 9, 10 ** 9,
+        5 * 10 ** 8, 0, 0, 0.1, None))
+    assert slave.recv()[0] in ('SLEEP', 'BUILD')
+    assert slave_events(first, 'IDLE')[0].action == 'HELLO'
+    first.close()
+    # time for the master to notice (nothing it does shows it)
+    time.sleep(2)
+    second, _ = attach_monitor(args, peer)
+    replayed = slave_events(second, 'HELLO')
+    assert replayed[-1].data.label == 'watched'
+    slave.send('BYE')
+    assert slave_events(second, 'BYE')
+    process.send_signal(signal.SIGTERM)
+    code, out = finish(process)
+    assert 'the last monitor left' in out
 
 
 def test_master_stops_cleanly_on_sigterm(running_master):

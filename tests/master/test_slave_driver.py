@@ -240,6 +240,25 @@ def test_slave_driver_tells_monitors_every_message(driver, slaves, queues):
     assert events[0].data.label == 'slave1'
 
 
+def test_slave_driver_quiet_until_a_monitor_says_hello(driver, slaves,
+                                                      queues):
+    """With no monitor listening the slaves' messages are not reported; a
+    monitor's HELLO replays the slaves and has them reported again."""
+    driver.stop_reporting()
+    driver.poll(1)
+    slave = slaves()
+    slave.hello(driver)
+    slave.request('IDLE', stats(), driver)
+    assert not queues.status.socket.poll(0.5)
+    driver.list_slaves()
+    driver.poll(1)
+    slave.request('IDLE', stats(), driver)
+    events = [queues.status.recv()[1] for _ in range(5)]
+    assert [event.action for event in events] == [
+        'HELLO', 'IDLE', 'SLEEP',    # the replay
+        'IDLE', 'SLEEP']
+
+
 def test_slave_driver_kill_sends_die(driver, slaves):
     slave = slaves()
     slave.hello(driver)
