@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import multiprocessing
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -393,6 +394,31 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def database_cpu_seconds(cluster):
+    """Return the CPU time the PostgreSQL server of *cluster* (its
+    postmaster and the processes it started) has used."""
+    with open(os.path.join(cluster.data, 'postmaster.pid')) as f:
+        postmaster = f.readline().strip()
+    total = cpu_seconds(postmaster)
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open('/proc/{}/stat'.format(pid)) as f:
+                parent = f.read().rsplit(')', 1)[1].split()[1]
+            if parent == postmaster:
+                total += cpu_seconds(pid)
+        except (OSError, IndexError):
+            pass    # gone meanwhile
+    return total
+
+
+def children_cpu_seconds():
+    """Return the CPU time of this process's finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure_transfer(slave_port, file_port, size):
     ctx = transport.Context.instance()
     slave = SimulatedSlave(ctx, 'bigwheel', slave_port, file_port,
@@ -457,10 +483,14 @@ def main():
         recorded = RecordedBuilds(dsn)
         recorded.start()
         cpu_before = cpu_seconds(master.pid)
+        database_before = database_cpu_seconds(cluster)
+        slaves_before = children_cpu_seconds()
         builds, window, latencies = measure_builds(
             slave_port, file_port, config.slaves, config.seconds,
             config.processes)
         cpu_used = cpu_seconds(master.pid) - cpu_before
+        database_used = database_cpu_seconds(cluster) - database_before
+        slaves_used = children_cpu_seconds() - slaves_before
         recorded.stop()
         if monitor is not None:
             monitor.stop()
@@ -480,9 +510,10 @@ def main():
                   in_database, in_database / elapsed))
         everything = sorted(lat for values in latencies.values()
                             for lat in values)
-        print('master CPU time: {:.1f} s, {:.2f} ms per build; load '
-              'average {}'.format(cpu_used, 1000 * cpu_used / max(builds, 1),
-                                  os.getloadavg()[0]))
+        print('master CPU time: {:.1f} s, {:.2f} ms per build (database '
+              'server {:.1f} s, simulated slaves {:.1f} s); load average '
+              '{}'.format(cpu_used, 1000 * cpu_used / max(builds, 1),
+                          database_used, slaves_used, os.getloadavg()[0]))
         for msg, values in sorted(latencies.items()) + [
                 ('all', everything)]:
             values.sort()

@@ -389,11 +389,15 @@ CREATE INDEX build_queue_order
 -- whole ABI is being queued (the advisory lock, exclusive in queue_abis):
 -- each statement after the locks sees what the others committed.
 CREATE FUNCTION queue_versions(pkgs VARCHAR[], vers VARCHAR[]) RETURNS VOID
-    LANGUAGE sql
-AS $sql$
-    SELECT pg_advisory_xact_lock_shared(hashtext('piwheels build_queue'));
+    LANGUAGE plpgsql
+    -- planned once a session (as SQL, its statements were planned again at
+    -- every call, which cost ten times their running)
+    SET plan_cache_mode = force_generic_plan
+AS $fn$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(hashtext('piwheels build_queue'));
 
-    SELECT 1
+    PERFORM 1
     FROM versions v JOIN unnest(pkgs, vers) AS t(package, version)
         ON v.package = t.package AND v.version = t.version
     ORDER BY v.package, v.version
@@ -409,7 +413,8 @@ AS $sql$
         (SELECT DISTINCT * FROM unnest(pkgs, vers)) AS t(package, version)
         JOIN build_states s ON s.package = t.package AND s.version = t.version
     WHERE s.status = 'pending';
-$sql$;
+END
+$fn$;
 
 -- Recompute the queue entries of the given ABIs
 CREATE FUNCTION queue_abis(abis VARCHAR[]) RETURNS VOID
@@ -751,10 +756,14 @@ CREATE FUNCTION log_builds(builds JSONB)
     RETURNS TABLE (build_index INTEGER, build_id BIGINT, filename VARCHAR, outcome VARCHAR)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
     -- the planner cannot tell how many builds and files the JSON holds, and
-    -- its guess would have every batch compiled by the JIT (a second or so)
-    SET jit = off
+    -- its guess would have every batch compiled by the JIT (a second or so);
+    -- the plans are made once a session
+    SET jit = off SET plan_cache_mode = force_generic_plan
 AS $fn$
 DECLARE
+    pkgs          VARCHAR[];
+    vers          VARCHAR[];
+    learnt        VARCHAR[];
     build_idxs    INTEGER[];
     build_ids     BIGINT[];
     file_idxs     INTEGER[];
@@ -763,11 +772,13 @@ DECLARE
 BEGIN
     -- builds of one version are logged one batch at a time, so attempts
     -- count true; the versions are locked in one order, so concurrent
-    -- batches cannot deadlock
+    -- batches cannot deadlock (the versions go through arrays, whose rows
+    -- the planner expects few of: each is looked up by the index)
+    SELECT array_agg(b.package), array_agg(b.version) INTO pkgs, vers
+    FROM jsonb_to_recordset(log_builds.builds) AS b(package VARCHAR, version VARCHAR);
     PERFORM 1
-    FROM versions v
-    JOIN jsonb_to_recordset(log_builds.builds) AS b(package VARCHAR, version VARCHAR)
-        ON v.package = b.package AND v.version = b.version
+    FROM versions v JOIN unnest(pkgs, vers) AS t(package, version)
+        ON v.package = t.package AND v.version = t.version
     ORDER BY v.package, v.version
     FOR NO KEY UPDATE OF v;
 
@@ -852,7 +863,8 @@ BEGIN
 
     -- a wheel carries its sdist's Requires-Python: learn it for the version,
     -- so the ABIs it excludes stop being scheduled
-    UPDATE versions v SET requires_python = r.requires_python
+    SELECT array_agg(r.package), array_agg(r.version), array_agg(r.requires_python)
+    INTO pkgs, vers, learnt
     FROM (
         SELECT DISTINCT ON (b.package, b.version)
             b.package, b.version, left(f.file ->> 'requires_python', 200) AS requires_python
@@ -863,7 +875,9 @@ BEGIN
             CROSS JOIN LATERAL jsonb_array_elements(e.build -> 'files') WITH ORDINALITY AS f(file, n)
         WHERE b.status AND coalesce(f.file ->> 'requires_python', '') <> ''
         ORDER BY b.package, b.version, e.idx, f.n
-    ) AS r
+    ) AS r;
+    UPDATE versions v SET requires_python = r.requires_python
+    FROM unnest(pkgs, vers, learnt) AS r(package, version, requires_python)
     WHERE v.package = r.package AND v.version = r.version AND v.requires_python = '';
 
     RETURN QUERY
