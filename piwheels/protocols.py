@@ -733,6 +733,9 @@ MAX_LOG_BATCH = 10000
 #: The most builds one LOGBUILDS message may carry.
 MAX_BUILD_BATCH = 200
 
+#: The most staged files one PUBLISH or DISCARD may carry.
+MAX_STAGED_BATCH = 10000
+
 #: The widths of the access-log records' fields (the database's columns):
 #: a client's address, each field of pip's user agent, a page's path, and a
 #: user agent kept whole.
@@ -1353,8 +1356,9 @@ file_juggler_fs = Protocol(name='file_juggler_fs', recv={
     # (staged) until PUBLISH or DISCARD: SlaveDriver's builds reach the
     # database after the transfer, and the database decides whether the file
     # is new, the same as the published one, or a conflict
-    'PUBLISH': StagedFile,  # move a staged file into the output
-    'DISCARD': StagedFile,  # delete a staged file
+    'PUBLISH': Batch(StagedFile, MAX_STAGED_BATCH),  # move staged files
+    # into the output (a database batch's, flushed to disk together)
+    'DISCARD': Batch(StagedFile, MAX_STAGED_BATCH),  # delete staged files
     'ABORT': Count,        # the slave is gone: drop its transfer
     'REMOVE': RemoveFile,  # delete a published wheel
     'STATVFS': NoData,     # how big and how full is the output?
@@ -1362,7 +1366,8 @@ file_juggler_fs = Protocol(name='file_juggler_fs', recv={
     'EXPECT': NoData,      # noted
     'VERIFY': NoData,      # verified and published
     'CHECK': NoData,       # verified and staged
-    'PUBLISH': NoData,     # published
+    'PUBLISH': NoData,     # all published (else ERROR: those that could
+                           # not be, and why)
     'DISCARD': NoData,     # deleted (or already absent)
     'ABORT': NoData,       # dropped (or there was none)
     'RETRY': ErrorText,    # to VERIFY/CHECK: the file did not verify and must

@@ -450,7 +450,7 @@ class FileJuggler(NonStopTask):
         paths = [
             self.staged[key] for key in (
                 (staged.slave_id, staged.filename)
-                for address, staged in self.flushing)
+                for address, files in self.flushing for staged in files)
             if key in self.staged]
         self.sync_queue.send_msg('SYNC', paths)
 
@@ -459,13 +459,13 @@ class FileJuggler(NonStopTask):
         each into place and answer it; flush the next lot."""
         msg, data = queue.recv_msg()
         requests, self.flushing = self.flushing, []
-        for address, staged in requests:
+        for address, files in requests:
             if msg == 'ERROR':
-                self.logger.error('FileJuggler: PUBLISH of %s failed: %s',
-                                  staged.filename, data)
+                self.logger.error('FileJuggler: PUBLISH of %d files failed: '
+                                  '%s', len(files), data)
                 self.reply(address, 'ERROR', data)
             else:
-                self.answer(address, 'PUBLISH', self.do_publish, staged)
+                self.answer(address, 'PUBLISH', self.do_publish, files)
         if self.publishing:
             self.flush()
 
@@ -556,22 +556,34 @@ class FileJuggler(NonStopTask):
         self.staged[key] = path
         return protocols.NoData
 
-    def do_publish(self, staged):
-        """Move a staged file (already flushed to disk by the FileSyncer)
-        into the output."""
-        try:
-            path = self.staged.pop((staged.slave_id, staged.filename))
-        except KeyError:
-            raise TransferError('{} from slave {} is not staged'.format(
-                staged.filename, staged.slave_id)) from None
-        self.move_into_place(path, staged.package, staged.filename)
+    def do_publish(self, files):
+        """Move staged files (already flushed to disk by the FileSyncer)
+        into the output.
+
+        :raises TransferError: naming those that could not be (the others
+            are published).
+        """
+        problems = []
+        for staged in files:
+            path = self.staged.pop((staged.slave_id, staged.filename), None)
+            if path is None:
+                problems.append('{} from slave {} is not staged'.format(
+                    staged.filename, staged.slave_id))
+                continue
+            try:
+                self.move_into_place(path, staged.package, staged.filename)
+            except (PiwheelsError, OSError) as exc:
+                problems.append('{}: {}'.format(staged.filename, exc))
+        if problems:
+            raise TransferError('; '.join(problems))
         return protocols.NoData
 
-    def do_discard(self, staged):
-        """Delete a staged file."""
-        path = self.staged.pop((staged.slave_id, staged.filename), None)
-        if path is not None:
-            _unlink(path)
+    def do_discard(self, files):
+        """Delete staged files."""
+        for staged in files:
+            path = self.staged.pop((staged.slave_id, staged.filename), None)
+            if path is not None:
+                _unlink(path)
         return protocols.NoData
 
     def do_remove(self, remove):
@@ -674,13 +686,15 @@ class FsClient(RpcClient):
         """Verify slave *slave_id*'s transfer and stage it."""
         self._call('CHECK', protocols.VerifyFile(slave_id, package))
 
-    def publish(self, slave_id, package, filename):
-        """Publish the file staged by :meth:`check`."""
-        self._call('PUBLISH', protocols.StagedFile(slave_id, package, filename))
+    def publish(self, files):
+        """Publish files staged by :meth:`check` (a list of
+        :class:`~piwheels.protocols.StagedFile`)."""
+        self._call('PUBLISH', list(files))
 
-    def discard(self, slave_id, package, filename):
-        """Delete the file staged by :meth:`check`."""
-        self._call('DISCARD', protocols.StagedFile(slave_id, package, filename))
+    def discard(self, files):
+        """Delete files staged by :meth:`check` (a list of
+        :class:`~piwheels.protocols.StagedFile`)."""
+        self._call('DISCARD', list(files))
 
     def abort(self, slave_id):
         """Drop slave *slave_id*'s transfer (it has gone)."""

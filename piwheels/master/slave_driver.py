@@ -477,10 +477,7 @@ class SlaveDriver(PausingTask):
         build.failure = failure
         build.output = '{}\n[piw-master] {}\n'.format(
             build.output, reason)[-protocols.MAX_BUILD_OUTPUT:]
-        for file in build.files.values():
-            if file.transferred:
-                self.discard(slave_id=build.slave_id, package=build.package,
-                             filename=file.filename)
+        self.discard(staged_files(build, transferred_only=True))
         build.files.clear()
 
     def send_next(self, slave):
@@ -611,10 +608,7 @@ class SlaveDriver(PausingTask):
                 slave.build_request.package, slave.build_request.version,
                 slave.slave_id)
         if slave.build is not None:
-            for file in slave.build.files.values():
-                if file.transferred:
-                    self.discard(slave.slave_id, slave.build.package,
-                                 file.filename)
+            self.discard(staged_files(slave.build, transferred_only=True))
             self.fs_request('ABORT', slave.slave_id)
         self.release(slave)
         slave.build_request = slave.build_started = slave.build = None
@@ -638,10 +632,11 @@ class SlaveDriver(PausingTask):
                 self.forget(slave, 'fell silent; assuming it died')
                 self.status(slave, 'BYE', NoData)
 
-    def discard(self, slave_id, package, filename):
-        """Have FileJuggler delete a staged file."""
-        self.fs_request('DISCARD', protocols.StagedFile(
-            slave_id, package, filename))
+    def discard(self, files):
+        """Have FileJuggler delete staged *files* (a list of
+        :class:`~piwheels.protocols.StagedFile`), if any."""
+        if files:
+            self.fs_request('DISCARD', files)
 
     # -- recording builds ---------------------------------------------------------
 
@@ -675,9 +670,10 @@ class SlaveDriver(PausingTask):
             self.recording[queue] = batch
 
     def handle_db_reply(self, queue):
-        """The database recorded a batch: publish or discard each build's
-        wheels, ask for its pages and log to be written, send the next
-        batch."""
+        """The database recorded a batch: publish the new wheels of its
+        builds and discard the others (one request each for the batch), ask
+        for their pages and logs to be written once the wheels are in place,
+        send the next batch."""
         batch = self.recording.pop(queue)
         try:
             msg, data = queue.recv_msg()
@@ -687,53 +683,51 @@ class SlaveDriver(PausingTask):
             data = [protocols.LoggedBuild(None, set(), set(), set(), data)
                     ] * len(batch)
         now = time.monotonic()
+        new_files, old_files, recorded = [], [], []
         for build, logged in zip(batch, data):
             key = (build.package, build.version)
             if self.active.get(key) is self.unrecorded:
                 del self.active[key]
             self.recorded[key] = now
-            self.published(build, logged)
+            if self.check_recorded(build, logged):
+                recorded.append((build, logged))
+            for staged in staged_files(build):
+                if staged.filename in logged.new_files:
+                    new_files.append(staged)
+                else:
+                    old_files.append(staged)
+        self.discard(old_files)
+
+        def write_pages(msg=None, data=None):
+            if msg == 'ERROR':
+                self.logger.error('SlaveDriver: PUBLISH failed: %s', data)
+            for build, logged in recorded:
+                self.web('LOG', protocols.BuildLog(logged.build_id,
+                                                   build.output))
+                self.web('BOTH' if logged.new_files else 'PROJECT',
+                         build.package)
+        if new_files:
+            self.fs_request('PUBLISH', new_files, write_pages)
+        else:
+            write_pages()
         self.record_builds()
 
-    def published(self, build, logged):
-        """Act on what the database made of *build*: publish its new files,
-        discard the others, and once that is done ask for its log and pages
-        to be written."""
+    def check_recorded(self, build, logged):
+        """Return whether the database recorded *build*; log what it could
+        not record, and the files that conflict with published ones."""
         if logged.build_id is None:
             self.logger.error(
                 'SlaveDriver: the build of %s %s was not recorded (%s); it '
                 'will be built again', build.package, build.version,
                 logged.error)
-            for filename in build.files:
-                self.discard(build.slave_id, build.package, filename)
-            return
-        for filename in build.files:
-            if filename in logged.conflicts:
-                self.logger.error(
-                    'SlaveDriver: build %d of %s %s made %s with other bytes '
-                    'than the published file, which stays; the build is '
-                    'marked with a conflict', logged.build_id, build.package,
-                    build.version, filename)
-            if filename not in logged.new_files:
-                self.discard(build.slave_id, build.package, filename)
-
-        def write_pages():
-            self.web('LOG', protocols.BuildLog(logged.build_id, build.output))
-            self.web('BOTH' if logged.new_files else 'PROJECT', build.package)
-
-        def last_published(msg, data):
-            if msg == 'ERROR':
-                self.logger.error('SlaveDriver: PUBLISH failed: %s', data)
-            write_pages()
-        new_files = [name for name in build.files if name in logged.new_files]
-        for filename in new_files:
-            # the pages are written once the files are in place (FileJuggler
-            # answers in order)
-            self.fs_request('PUBLISH', protocols.StagedFile(
-                build.slave_id, build.package, filename),
-                last_published if filename == new_files[-1] else None)
-        if not new_files:
-            write_pages()
+            return False
+        for filename in logged.conflicts:
+            self.logger.error(
+                'SlaveDriver: build %d of %s %s made %s with other bytes '
+                'than the published file, which stays; the build is marked '
+                'with a conflict', logged.build_id, build.package,
+                build.version, filename)
+        return True
 
     def web(self, msg, data):
         """Ask TheSecretary for a page (never blocking a slave's reply)."""
@@ -759,6 +753,15 @@ class SlaveDriver(PausingTask):
                 self.stats_queue.send_msg(msg, data, transport.NOBLOCK)
             except transport.Again:
                 pass
+
+
+def staged_files(build, transferred_only=False):
+    """Return the files of *build* as FileJuggler holds them (all, or only
+    those it received)."""
+    return [
+        protocols.StagedFile(build.slave_id, build.package, file.filename)
+        for file in build.files.values()
+        if file.transferred or not transferred_only]
 
 
 def canonical_name(name):

@@ -88,7 +88,7 @@ def test_file_juggler_transfer_check_publish(master_config, juggler, fs, slave):
     send_file(juggler, slave)
     assert fs('CHECK', protocols.VerifyFile(1, 'foo'))[0] == 'CHECK'
     assert not os.path.exists(published(master_config))
-    assert fs('PUBLISH', protocols.StagedFile(1, 'foo', FILENAME))[0] == \
+    assert fs('PUBLISH', [protocols.StagedFile(1, 'foo', FILENAME)])[0] == \
         'PUBLISH'
     with open(published(master_config), 'rb') as f:
         assert f.read() == CONTENT
@@ -100,7 +100,7 @@ def test_file_juggler_discard_leaves_nothing(master_config, juggler, fs,
     fs('EXPECT', protocols.ExpectFile(1, built_file()))
     send_file(juggler, slave)
     fs('CHECK', protocols.VerifyFile(1, 'foo'))
-    fs('DISCARD', protocols.StagedFile(1, 'foo', FILENAME))
+    fs('DISCARD', [protocols.StagedFile(1, 'foo', FILENAME)])
     assert incoming(master_config) == []
     assert not os.path.exists(published(master_config))
 
@@ -115,7 +115,7 @@ def test_file_juggler_publish_answered_after_later_requests(
     fs('CHECK', protocols.VerifyFile(1, 'foo'))
     dealer = peer(transport.DEALER, protocols.file_juggler_fs.reversed(),
                   connect=master_config.fs_queue)
-    dealer.send('PUBLISH', protocols.StagedFile(1, 'foo', FILENAME))
+    dealer.send('PUBLISH', [protocols.StagedFile(1, 'foo', FILENAME)])
     dealer.send('STATVFS')
     replies = []
     while len(replies) < 2:
@@ -133,7 +133,7 @@ def test_file_juggler_publish_of_a_lost_staged_file_fails(
     fs('CHECK', protocols.VerifyFile(1, 'foo'))
     staged, = incoming(master_config)
     os.unlink(os.path.join(master_config.output_path, '.incoming', staged))
-    msg, error = fs('PUBLISH', protocols.StagedFile(1, 'foo', FILENAME))
+    msg, error = fs('PUBLISH', [protocols.StagedFile(1, 'foo', FILENAME)])
     assert msg == 'ERROR' and 'unable to flush' in error
     assert not os.path.exists(published(master_config))
     # the juggler carries on
