@@ -58,6 +58,17 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show the default of each option that takes a value, unless there is
+    none or its help already says it."""
+
+    def _get_help_string(self, action):
+        if (action.nargs == 0 or action.default is None
+                or '(default:' in (action.help or '')):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class Command(abc.ABC):
     """Base of every piw-* command.
 
@@ -84,7 +95,7 @@ class Command(abc.ABC):
         common options; subclasses extend the returned parser."""
         parser = _Parser(
             prog=self.prog, description=self.description,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+            formatter_class=_HelpFormatter)
         parser.add_argument(
             '--version', action='version', version=__version__)
         parser.add_argument(
