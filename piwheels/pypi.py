@@ -165,8 +165,8 @@ def parse_changelog(entries):
     return events, last_serial
 
 
-class _TimeoutTransport(xmlrpc.client.Transport):
-    """The XML-RPC transport over HTTP with a timeout and our user agent."""
+class _TimeoutMixin:
+    """Gives an XML-RPC transport a timeout and our user agent."""
 
     user_agent = USER_AGENT
 
@@ -180,19 +180,12 @@ class _TimeoutTransport(xmlrpc.client.Transport):
         return connection
 
 
-class _SafeTimeoutTransport(xmlrpc.client.SafeTransport):
-    """The XML-RPC transport over HTTPS with a timeout and our user agent."""
+class _TimeoutTransport(_TimeoutMixin, xmlrpc.client.Transport):
+    """The XML-RPC transport over HTTP."""
 
-    user_agent = USER_AGENT
 
-    def __init__(self, timeout):
-        super().__init__()
-        self._timeout = timeout
-
-    def make_connection(self, host):
-        connection = super().make_connection(host)
-        connection.timeout = self._timeout
-        return connection
+class _SafeTimeoutTransport(_TimeoutMixin, xmlrpc.client.SafeTransport):
+    """The XML-RPC transport over HTTPS."""
 
 
 class PyPIEvents:

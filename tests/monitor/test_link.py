@@ -4,36 +4,12 @@ and the master going away and coming back."""
 
 import time
 
-import pytest
-
-from piwheels.monitor.farm import FarmView
-from piwheels.monitor.link import MasterLink
 from piwheels.protocols import NoData
 from piwheels.transport import encode
 
 from .scripted import ScriptedMaster, slave_hello, slave_stats
 
 TIMEOUT = 30
-
-
-@pytest.fixture
-def addresses(ipc_dir):
-    return ('ipc://{}/status'.format(ipc_dir),
-            'ipc://{}/control'.format(ipc_dir))
-
-
-@pytest.fixture
-def master(addresses):
-    master = ScriptedMaster(*addresses)
-    yield master
-    master.close()
-
-
-@pytest.fixture
-def link(addresses):
-    link = MasterLink(*addresses, FarmView())
-    yield link
-    link.close()
 
 
 def poll_until(link, predicate, what, master=None):

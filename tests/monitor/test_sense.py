@@ -18,15 +18,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from piwheels import protocols
-from piwheels.monitor.farm import FarmView
-from piwheels.monitor.link import MasterLink
 from piwheels.monitor.sense import SenseApp
 from piwheels.monitor.sense.renderers import (
     DetailScreen, MainScreen, QuitScreen, StatsScreen,
 )
 from piwheels.protocols import NoData
 
-from .scripted import ScriptedMaster, master_stats, slave_hello, slave_stats
+from .scripted import master_stats, slave_hello, slave_stats
 from .test_link import connect
 from .tmux import command_line
 
@@ -111,26 +109,6 @@ def screen(emulator):
     hat.clear()
     yield hat
     hat.stick.close()
-
-
-@pytest.fixture
-def addresses(ipc_dir):
-    return ('ipc://{}/status'.format(ipc_dir),
-            'ipc://{}/control'.format(ipc_dir))
-
-
-@pytest.fixture
-def master(addresses):
-    master = ScriptedMaster(*addresses)
-    yield master
-    master.close()
-
-
-@pytest.fixture
-def link(addresses):
-    link = MasterLink(*addresses, FarmView())
-    yield link
-    link.close()
 
 
 @pytest.fixture

@@ -10,37 +10,16 @@ import pytest
 import urwid
 
 from piwheels import protocols
-from piwheels.monitor.farm import FarmView, utcnow
-from piwheels.monitor.link import MasterLink
+from piwheels.monitor.farm import utcnow
 from piwheels.monitor.tui import MonitorUI
 from piwheels.protocols import NoData
 from piwheels.transport import encode
 
-from .scripted import ScriptedMaster, master_stats, slave_hello, slave_stats
+from .scripted import master_stats, slave_hello, slave_stats
 from .test_link import connect
 from .tmux import Terminal, command_line
 
 SIZE = (130, 32)
-
-
-@pytest.fixture
-def addresses(ipc_dir):
-    return ('ipc://{}/status'.format(ipc_dir),
-            'ipc://{}/control'.format(ipc_dir))
-
-
-@pytest.fixture
-def master(addresses):
-    master = ScriptedMaster(*addresses)
-    yield master
-    master.close()
-
-
-@pytest.fixture
-def link(addresses):
-    link = MasterLink(*addresses, FarmView())
-    yield link
-    link.close()
 
 
 @pytest.fixture
