@@ -6,7 +6,7 @@ from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 
 from .. import protocols, transport
-from ..exc import PiwheelsError
+from ..exc import PiwheelsError, ProtocolError
 from ..tasks import PauseableTask
 from .the_oracle import DbClient
 
@@ -18,6 +18,10 @@ DEV_DELAY = timedelta(seconds=3)
 
 #: the most requests waiting in the socket to TheScribe; the rest wait here
 SCRIBE_HWM = 100
+
+#: the most requests taken from the web queue in one cycle (so that held
+#: requests still go out on time)
+INTAKE_LIMIT = 1000
 
 
 def _utcnow():
@@ -110,17 +114,33 @@ class TheSecretary(PauseableTask):
         elif command == 'BOTH':
             held[1] = 'BOTH'
 
-    def handle_input(self, queue):
-        """Receive one request: hold PROJECT and BOTH, pass the rest on."""
-        msg, data = queue.recv_msg()
-        if msg in ('PROJECT', 'BOTH') and data is not None:
-            self.hold(data, msg, _utcnow())
-            return
-        if msg == 'DELPKG':
-            self.buffer.pop(data, None)
-        elif msg == 'DELVER':
-            self.buffer.pop(data.package, None)
-        self.scribe_queue.send_msg(msg, data)
+    def handle_input(self, queue, limit=INTAKE_LIMIT):
+        """Take the requests waiting (up to *limit*): hold PROJECT and BOTH,
+        pass the rest on.
+
+        Every request waiting is taken, not one a cycle: SlaveDriver asks
+        for two per build, and in a master busy with hundreds of builds a
+        second a cycle of this task (the interpreter handed back and forth
+        at each ZeroMQ call) took long enough that its queue grew without
+        end while TheScribe waited for work."""
+        for _ in range(limit):
+            try:
+                msg, data = queue.recv_msg(transport.NOBLOCK)
+            except transport.Again:
+                return
+            except ProtocolError as exc:
+                self.protocol_errors += 1
+                self.logger.error('%s: invalid message ignored: %s',
+                                  self.name, exc)
+                continue
+            if msg in ('PROJECT', 'BOTH') and data is not None:
+                self.hold(data, msg, _utcnow())
+                continue
+            if msg == 'DELPKG':
+                self.buffer.pop(data, None)
+            elif msg == 'DELVER':
+                self.buffer.pop(data.package, None)
+            self.scribe_queue.send_msg(msg, data)
 
     def handle_output(self):
         """Pass on the held requests that are due, while TheScribe can take

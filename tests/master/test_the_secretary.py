@@ -126,6 +126,20 @@ def test_invalid_requests_are_dropped(secretary, master_config, peer, web, scrib
     assert scribe.recv(timeout=1) == ('DELPKG', 'foo')
 
 
+def test_waiting_requests_are_taken_together(secretary, master_config, peer,
+                                             web, scribe):
+    raw = peer(transport.PUSH, connect=master_config.web_queue)
+    web.send('BOTH', 'foo')
+    raw.send_raw(b'not cbor at all')
+    web.send('LOG', BuildLog(1, 'log of build 1'))
+    web.send('PROJECT', 'bar')
+    poll_until(secretary, lambda: len(secretary.buffer) == 2)
+    assert secretary.protocol_errors == 1
+    assert scribe.recv(timeout=1) == ('LOG', BuildLog(1, 'log of build 1'))
+    assert [(package, command) for package, (due, command)
+            in secretary.buffer.items()] == [('foo', 'BOTH'), ('bar', 'PROJECT')]
+
+
 def test_held_requests_wait_while_the_scribe_is_busy(master_config, backend, peer,
                                                      monkeypatch):
     monkeypatch.setattr(the_secretary, 'DELAY', timedelta(0))
