@@ -164,7 +164,8 @@ class TheScribe(PauseableTask):
     def handle_index(self, queue):
         """Handle the requests waiting on *queue* (at most
         :data:`BATCH_SIZE`): the pages of PROJECT and BOTH requests are
-        written together, every other request in its turn. A request that
+        written together, and so are the logs of LOG requests, every other
+        request in its turn. A request that
         fails is logged and the others carry on."""
         # the batch of a full rewrite being committed, and the data fetched
         # for the next one, may be older than these requests: let the batch
@@ -172,6 +173,7 @@ class TheScribe(PauseableTask):
         self._prefetched = None
         self._carry_out(self.finish_commit)
         pending = OrderedDict()
+        logs = []
         for _ in range(BATCH_SIZE):
             try:
                 msg, data = queue.recv_msg()
@@ -181,12 +183,17 @@ class TheScribe(PauseableTask):
             else:
                 if msg in ('PROJECT', 'BOTH') and data is not None:
                     pending[data] = pending.get(data, False) or msg == 'BOTH'
+                elif msg == 'LOG':
+                    logs.append(data)
                 else:
+                    self._carry_out(self.write_logs, logs)
                     self._carry_out(self.write_packages, pending)
                     pending = OrderedDict()
+                    logs = []
                     self._carry_out(self._handle_other, msg, data)
             if not queue.poll(0):
                 break
+        self._carry_out(self.write_logs, logs)
         self._carry_out(self.write_packages, pending)
 
     def _carry_out(self, method, *args):
@@ -203,8 +210,6 @@ class TheScribe(PauseableTask):
             self.write_homepage(data)
         elif msg == 'SEARCH':
             self.write_search_index(data)
-        elif msg == 'LOG':
-            self.write_log(data.build_id, data.output)
         elif msg == 'DELPKG':
             self.delete_package(data)
         elif msg == 'DELVER':
@@ -276,12 +281,16 @@ class TheScribe(PauseableTask):
             batch.write(self.output.path('packages.json'),
                         self.renderer.search_index(downloads))
 
-    def write_log(self, build_id, log):
-        """Write the log of build *build_id*, gzip-compressed, to
-        ``logs/`` (the id split into three directory levels)."""
-        data = gzip.compress(log.encode('utf-8', 'replace'), mtime=0)
-        with self.output.batch() as batch:
-            batch.write(self.output.log_path(build_id), data)
+    def write_logs(self, logs):
+        """Write the build logs *logs* (:class:`~piwheels.protocols.BuildLog`),
+        gzip-compressed, to ``logs/`` (each build id split into three
+        directory levels), in one batch: SlaveDriver sends one for every
+        build, and a batch each cost a flush to disk each."""
+        if logs:
+            with self.output.batch() as batch:
+                for log in logs:
+                    batch.write(self.output.log_path(log.build_id), gzip.compress(
+                        log.output.encode('utf-8', 'replace'), mtime=0))
 
     def write_root_index(self):
         """Write the root of the simple index (and the sitemap) if the set

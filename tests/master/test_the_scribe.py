@@ -326,6 +326,23 @@ def test_log_is_gzipped_at_its_split_path(scribe, secretary, output):
     assert gzip.decompress(data).decode('utf-8') == log
 
 
+def test_logs_waiting_together_are_all_written(with_build, scribe, secretary,
+                                               output):
+    logs = [BuildLog(build_id, 'log of build {}\n'.format(build_id))
+            for build_id in (1, 2, 3)]
+    for log in logs[:2]:
+        secretary.send('LOG', log)
+    secretary.send('BOTH', 'foo')
+    secretary.send('LOG', logs[2])
+    poll_until(scribe, lambda: os.path.exists(
+        os.path.join(output, 'logs', '000', '000', '003.txt.gz')))
+    for log in logs:
+        data = read(output, 'logs', '000', '000',
+                    '{:03d}.txt.gz'.format(log.build_id))
+        assert gzip.decompress(data).decode('utf-8') == log.output
+    assert os.path.exists(os.path.join(output, 'project', 'foo', 'index.html'))
+
+
 def test_home_writes_the_statistics(scribe, secretary, output):
     send(scribe, secretary, 'HOME', stats())
     page = read(output, 'index.html').decode('utf-8')
