@@ -9,6 +9,7 @@ messages. SIGTERM, or a QUIT from a monitor, stops every task in reverse
 order and exits.
 """
 
+import gc
 import importlib
 import itertools
 import signal
@@ -55,6 +56,17 @@ KILL_ALL_GRACE = timedelta(seconds=15)
 #: and a task answering slaves would otherwise wait up to that long after
 #: each while another task renders a page
 SWITCH_INTERVAL = 0.0005
+
+#: the collector's first threshold while the master runs (Python's default
+#: is 700): each build makes a few hundred short-lived containers, and a
+#: young collection every 700 took a turn on the interpreter from every task
+GC_THRESHOLD = 10000
+
+#: how long after its tasks start the master freezes the objects they made
+#: (modules, templates, queues, caches), so that a full collection no
+#: longer walks them all while every task waits (tens of milliseconds, as
+#: long as the slowest reply to a slave may take)
+GC_FREEZE_AFTER = timedelta(seconds=10)
 
 _relay_ids = itertools.count(1)
 
@@ -243,6 +255,8 @@ class PiWheelsMaster(Command):
         signal.signal(signal.SIGTERM, sig_term)
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
+        gc_threshold = gc.get_threshold()
+        gc.set_threshold(GC_THRESHOLD, *gc_threshold[1:])
         ctx = transport.Context.instance()
         try:
             self.start_queues(ctx, config)
@@ -260,6 +274,8 @@ class PiWheelsMaster(Command):
             self.stop_tasks()
             self.close_queues()
             sys.setswitchinterval(switch_interval)
+            gc.set_threshold(*gc_threshold)
+            gc.unfreeze()
         failed = self.failed_tasks()
         self.tasks = []
         return 1 if failed else 0
@@ -377,8 +393,12 @@ class PiWheelsMaster(Command):
         watchdog = self.notifier.watchdog_period()
         # none listens yet
         self._slave_driver_call('stop_reporting')
+        freeze_at = time.monotonic() + GC_FREEZE_AFTER.total_seconds()
         while True:
             ready = poller.poll(1)
+            if freeze_at is not None and time.monotonic() >= freeze_at:
+                gc.freeze()
+                freeze_at = None
             if self.monitor_events in ready:
                 self.count_monitors()
             if self.control_queue in ready:
