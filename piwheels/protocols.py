@@ -1087,6 +1087,18 @@ class BuildLog(typing.NamedTuple):
 
 
 @payload
+class BuildPages(typing.NamedTuple):
+    """A recorded build's log and the pages it changes (the_secretary
+    BUILDS)."""
+
+    build_id: Count            # the build's id in the database
+    package: Name              # the package built
+    both: bool                 # True: new files were published, so its
+    # simple index is written as well as its project page and JSON
+    output: Output             # the build's log
+
+
+@payload
 class DownloadState(typing.NamedTuple):
     """One wheel download from the web server's log (LOGDOWNLOAD)."""
 
@@ -1511,7 +1523,12 @@ _WEB_REQUESTS = {
     'DELVER': PackageVersion,  # remove a version's files, rewrite its pages
 }
 
-the_secretary = Protocol(name='the_secretary', recv=_WEB_REQUESTS)
+the_secretary = Protocol(name='the_secretary', recv=dict(
+    _WEB_REQUESTS,
+    BUILDS=Batch(BuildPages, MAX_BUILD_BATCH),  # the logs and pages of
+    # recorded builds: a LOG and a BOTH or PROJECT each (SlaveDriver sends
+    # a database batch's together)
+))
 """Tasks (PUSH) -> TheSecretary (PULL, binds ``inproc://web``), which
 holds PROJECT and BOTH back a while to merge duplicates and passes the rest
 straight on."""

@@ -39,6 +39,10 @@ TRANSIENT_FAILURES = frozenset({'killed', 'disk', 'network'})
 #: master abandons it
 BUILD_GRACE = timedelta(minutes=1)
 
+#: the most characters of build logs in one request to TheSecretary (a
+#: request holds at least one build's, whatever its size)
+WEB_BATCH_OUTPUT = 8 * 1024 * 1024
+
 
 class SlaveDriver(PausingTask):
     """Coordinates the build slaves.
@@ -59,7 +63,8 @@ class SlaveDriver(PausingTask):
       (:data:`~piwheels.protocols.master_status`): every message to and from
       a slave, for the monitors;
     * ``web_queue``: PUSH, connects ``config.web_queue``
-      (:data:`~piwheels.protocols.the_secretary`): pages and logs to write;
+      (:data:`~piwheels.protocols.the_secretary`): BUILDS, the logs and
+      pages of each batch of recorded builds;
     * ``stats_queue``: PUSH, connects ``config.stats_queue``
       (:data:`~piwheels.protocols.big_brother`): queue sizes and slaves;
     * ``fs_queue``: DEALER, connects ``config.fs_queue``
@@ -701,11 +706,10 @@ class SlaveDriver(PausingTask):
         def write_pages(msg=None, data=None):
             if msg == 'ERROR':
                 self.logger.error('SlaveDriver: PUBLISH failed: %s', data)
-            for build, logged in recorded:
-                self.web('LOG', protocols.BuildLog(logged.build_id,
-                                                   build.output))
-                self.web('BOTH' if logged.new_files else 'PROJECT',
-                         build.package)
+            self.write_pages([
+                protocols.BuildPages(logged.build_id, build.package,
+                                     bool(logged.new_files), build.output)
+                for build, logged in recorded])
         if new_files:
             self.fs_request('PUBLISH', new_files, write_pages)
         else:
@@ -729,15 +733,30 @@ class SlaveDriver(PausingTask):
                 build.version, filename)
         return True
 
-    def web(self, msg, data):
-        """Ask TheSecretary for a page (never blocking a slave's reply)."""
+    def write_pages(self, builds):
+        """Ask TheSecretary for the logs and pages of recorded *builds* (a
+        list of :class:`~piwheels.protocols.BuildPages`), in BUILDS
+        requests of up to :data:`WEB_BATCH_OUTPUT` characters of logs
+        each."""
+        batch, size = [], 0
+        for build in builds:
+            if batch and size + len(build.output) > WEB_BATCH_OUTPUT:
+                self.send_pages(batch)
+                batch, size = [], 0
+            batch.append(build)
+            size += len(build.output)
+        if batch:
+            self.send_pages(batch)
+
+    def send_pages(self, builds):
+        """Send one BUILDS request, never blocking a slave's reply."""
         try:
-            self.web_queue.send_msg(msg, data, transport.NOBLOCK)
+            self.web_queue.send_msg('BUILDS', builds, transport.NOBLOCK)
         except transport.Again:
-            self.web_dropped += 1
-            if self.web_dropped % 1000 == 1:
-                self.logger.error('SlaveDriver: the web queue is full; %d '
-                                  'page requests dropped', self.web_dropped)
+            self.web_dropped += len(builds)
+            self.logger.error('SlaveDriver: the web queue is full; the logs '
+                              'and pages of %d builds dropped so far',
+                              self.web_dropped)
 
     def send_stats(self):
         """Tell BigBrother the queue sizes and what the slaves do."""

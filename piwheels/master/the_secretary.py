@@ -42,6 +42,8 @@ class TheSecretary(PauseableTask):
     pages of every package (PROJECT or BOTH with no package), which TheScribe
     carries out in batches. A DELPKG or DELVER also drops
     the package's held request, which would otherwise write the pages again.
+    A BUILDS request (SlaveDriver's, for the builds the database recorded
+    together) counts as a LOG and a PROJECT or BOTH for each build.
 
     Requests still held when the master stops are saved in the database
     (the rewrites pending table) and taken up again when it starts.
@@ -119,7 +121,7 @@ class TheSecretary(PauseableTask):
         pass the rest on.
 
         Every request waiting is taken, not one a cycle: SlaveDriver asks
-        for two per build, and in a master busy with hundreds of builds a
+        for the pages of every build, and in a master busy with hundreds of builds a
         second a cycle of this task (the interpreter handed back and forth
         at each ZeroMQ call) took long enough that its queue grew without
         end while TheScribe waited for work."""
@@ -135,6 +137,13 @@ class TheSecretary(PauseableTask):
                 continue
             if msg in ('PROJECT', 'BOTH') and data is not None:
                 self.hold(data, msg, _utcnow())
+                continue
+            if msg == 'BUILDS':
+                for build in data:
+                    self.scribe_queue.send_msg('LOG', protocols.BuildLog(
+                        build.build_id, build.output))
+                    self.hold(build.package,
+                              'BOTH' if build.both else 'PROJECT', _utcnow())
                 continue
             if msg == 'DELPKG':
                 self.buffer.pop(data, None)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from piwheels import protocols, transport
+from piwheels.master import slave_driver
 from piwheels.master.file_juggler import FileJuggler
 from piwheels.master.seraph import Seraph
 from piwheels.master.slave_driver import SlaveDriver
@@ -128,10 +129,10 @@ def test_slave_driver_build_transfer_and_publish(
     with open(published, 'rb') as f:
         assert f.read() == content
     assert builds(with_build_abis) == [('foo', '0.1', 'cp311', True, None)]
-    requests = [recv_polling(driver, queues.web),
-                recv_polling(driver, queues.web)]
-    assert requests[0][0] == 'LOG' and requests[0][1].output == 'build log'
-    assert requests[1] == ('BOTH', 'foo')
+    msg, pages = recv_polling(driver, queues.web)
+    assert msg == 'BUILDS'
+    assert [(build.package, build.both, build.output) for build in pages] == [
+        ('foo', True, 'build log')]
     assert os.listdir(os.path.join(master_config.output_path,
                                    '.incoming')) == []
 
@@ -149,9 +150,22 @@ def test_slave_driver_failed_build_recorded(
     assert reply == ('DONE', protocols.NoData)
     poll_until(driver, lambda: builds(with_build_abis))
     assert builds(with_build_abis) == [('foo', '0.1', 'cp311', False, 'error')]
-    log = recv_polling(driver, queues.web)
-    assert log[0] == 'LOG' and log[1].output == 'it broke'
-    assert recv_polling(driver, queues.web) == ('PROJECT', 'foo')
+    msg, pages = recv_polling(driver, queues.web)
+    assert msg == 'BUILDS'
+    assert [(build.package, build.both, build.output) for build in pages] == [
+        ('foo', False, 'it broke')]
+
+
+def test_slave_driver_sends_long_logs_in_several_requests(driver, queues,
+                                                         monkeypatch):
+    monkeypatch.setattr(slave_driver, 'WEB_BATCH_OUTPUT', 10)
+    pages = [protocols.BuildPages(build_id, 'foo', False, output)
+             for build_id, output in ((1, 'abcdef'), (2, 'ghij'), (3, 'klm'),
+                                      (4, 'x' * 20))]
+    driver.write_pages(pages)
+    requests = [recv_polling(driver, queues.web) for _ in range(3)]
+    assert requests == [('BUILDS', pages[:2]), ('BUILDS', pages[2:3]),
+                        ('BUILDS', pages[3:])]
 
 
 def test_slave_driver_never_hands_one_version_to_two_slaves(

@@ -140,6 +140,20 @@ def test_waiting_requests_are_taken_together(secretary, master_config, peer,
             in secretary.buffer.items()] == [('foo', 'BOTH'), ('bar', 'PROJECT')]
 
 
+def test_builds_pass_their_logs_on_and_hold_their_pages(secretary, web,
+                                                        scribe):
+    request(secretary, web, 'BUILDS', [
+        protocols.BuildPages(1, 'foo', True, 'log of build 1'),
+        protocols.BuildPages(2, 'bar', False, 'log of build 2'),
+        protocols.BuildPages(3, 'bar', True, 'log of build 3')])
+    assert [scribe.recv(timeout=1) for _ in range(3)] == [
+        ('LOG', BuildLog(build_id, 'log of build {}'.format(build_id)))
+        for build_id in (1, 2, 3)]
+    assert [(package, command) for package, (due, command)
+            in secretary.buffer.items()] == [('foo', 'BOTH'), ('bar', 'BOTH')]
+    assert_nothing(scribe)
+
+
 def test_held_requests_wait_while_the_scribe_is_busy(master_config, backend, peer,
                                                      monkeypatch):
     monkeypatch.setattr(the_secretary, 'DELAY', timedelta(0))
