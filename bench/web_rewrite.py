@@ -119,20 +119,26 @@ def place_wheels(scribe):
 
 
 def backend_cpu(cluster):
-    """Return the CPU seconds used so far by the database server processes
-    serving the benchmark's database."""
+    """Return the CPU seconds used so far by the database server: its
+    processes serving the benchmark's database, and those that ended (the
+    postmaster's children, once it has reaped them: the rewrite's worker
+    processes connect and leave)."""
     pids = cluster.psql(
         "SELECT pid FROM pg_stat_activity WHERE datname = 'piwbench' "
-        "AND pid <> pg_backend_pid()", database='piwbench')
+        "AND pid <> pg_backend_pid()", database='piwbench').split()
+    with open(os.path.join(cluster.data, 'postmaster.pid')) as f:
+        postmaster = f.readline().strip()
     total = 0
     ticks = os.sysconf('SC_CLK_TCK')
-    for pid in pids.split():
+    for pid in pids + [postmaster]:
         try:
             with open('/proc/{}/stat'.format(pid)) as f:
                 fields = f.read().rsplit(')', 1)[1].split()
         except FileNotFoundError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
+        # utime and stime; for the postmaster also cutime and cstime
+        used = fields[11:13] if pid != postmaster else fields[13:15]
+        total += sum(int(field) for field in used) / ticks
     return total
 
 
@@ -140,11 +146,10 @@ def full_rewrite(scribe, cluster):
     """Run a full rewrite to its end; return (wall seconds, user and system
     CPU seconds of the scribe with its worker processes, CPU seconds of the
     database server)."""
-    scribe.start_rewrite(both=True)
-    scribe.continue_rewrite()  # connects the prefetcher, so its server is counted
     db_before = backend_cpu(cluster)
     times_before = os.times()
     start = time.perf_counter()
+    scribe.start_rewrite(both=True)
     while scribe.rewrite:
         scribe.continue_rewrite()
     wall = time.perf_counter() - start

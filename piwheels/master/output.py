@@ -163,27 +163,28 @@ class WebOutput:
     def make_dir(self, path):
         """Make the real directory *path* (and its parents below the root).
         A symbolic link in its place (a package alias) is replaced by the
-        directory; a link is never followed."""
+        directory; a link is never followed. Returns the directories made
+        where there was nothing, parents first."""
         if path == self.root:
             os.makedirs(path, exist_ok=True)
-            return
+            return []
         parent = os.path.dirname(path)
         try:
             mode = os.lstat(path).st_mode
         except FileNotFoundError:
-            self.make_dir(parent)
+            made = self.make_dir(parent)
             try:
                 os.mkdir(path)
             except FileExistsError:
-                self.make_dir(path)
-            return
+                return made + self.make_dir(path)
+            return made + [path]
         if stat.S_ISDIR(mode):
-            return
+            return []
         if stat.S_ISLNK(mode):
             log.info('replacing alias link %s with a directory', path)
             os.unlink(path)
             os.mkdir(path)
-            return
+            return []
         raise OutputError('{} is in the way of a directory'.format(path))
 
     def link_alias(self, area, alias, package):
@@ -298,6 +299,9 @@ class FileBatch:
         self.output = output
         self._staged = []
         self._directories = set()
+        #: directories made for the staged files (removed if they are
+        #: discarded)
+        self._made = []
         self.written = 0
         self.unchanged = 0
         # a fchmod is one more journalled change per file: only when the
@@ -333,7 +337,7 @@ class FileBatch:
         # first, so that a link in the directory's place is replaced rather
         # than followed
         if directory not in self._directories:
-            self.output.make_dir(directory)
+            self._made.extend(self.output.make_dir(directory))
             self._directories.add(directory)
         if current is UNREAD:
             unchanged = _same_content(path, data)
@@ -362,6 +366,7 @@ class FileBatch:
     def commit(self):
         """Make the staged files durable, then move each into place."""
         staged, self._staged = self._staged, []
+        self._made = []
         renamed = 0
         try:
             if len(staged) > SYNC_EACH_LIMIT:
@@ -381,9 +386,36 @@ class FileBatch:
             _unlink_all(tmp for tmp, _ in staged[renamed:])
 
     def discard(self):
-        """Remove the staged temporary files; nothing in place changes."""
+        """Remove the staged temporary files, and the directories made for
+        them that nothing else has filled since; nothing in place changes."""
         staged, self._staged = self._staged, []
+        made, self._made = self._made, []
         _unlink_all(tmp for tmp, _ in staged)
+        for directory in reversed(made):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+
+    def detach(self):
+        """Forget the staged files and the directories made for them, and
+        return both (as (temporary file, target) pairs, and paths) for
+        another batch, perhaps in another process, to :meth:`attach`: a
+        worker stages, its parent commits."""
+        staged, self._staged = self._staged, []
+        made, self._made = self._made, []
+        return staged, made
+
+    def attach(self, staged, made=()):
+        """Take over the *staged* files and the directories *made* for them
+        by another batch (see :meth:`detach`), to commit or discard them
+        with this batch's own."""
+        prefix = self.output.root + os.sep
+        for path in itertools.chain(itertools.chain.from_iterable(staged), made):
+            if not path.startswith(prefix):
+                raise OutputError('{} is outside the output directory'.format(path))
+        self._staged.extend(staged)
+        self._made.extend(made)
 
 
 def _umask():

@@ -13,9 +13,10 @@ import logging
 import multiprocessing
 import os
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from multiprocessing.util import Finalize
 
 from .. import protocols, transport
 from ..exc import PiwheelsError, ProtocolError
@@ -40,9 +41,12 @@ BATCH_SIZE = 250
 #: down) before it carries on
 REWRITE_RETRY = timedelta(seconds=30)
 
-#: processes rendering the batches of a full rewrite: this task's, and
-#: workers for the other cores
+#: worker processes rendering the batches of a full rewrite: one per core
 REWRITE_PROCESSES = max(1, min(4, os.cpu_count() or 1))
+
+#: batches of a full rewrite given to the workers at once: while the
+#: oldest is committed, the next keeps them busy
+REWRITE_DEPTH = 2
 
 #: the most URLs in one sitemap file (the sitemap protocol's limit)
 SITEMAP_SIZE = 50000
@@ -80,10 +84,12 @@ class TheScribe(PauseableTask):
     rewrite (PROJECT or BOTH for every package) proceeds in batches of
     :data:`BATCH_SIZE` packages between other requests, records its
     progress in the output directory after each batch, and resumes from
-    there when the master restarts. During a full rewrite, a thread fetches
-    the next batch's data, another commits the previous batch, and worker
-    processes (one for each further core, see :data:`REWRITE_PROCESSES`)
-    render part of each batch: rendering is the bulk of the work.
+    there when the master restarts. The pages of a full rewrite are made by
+    worker processes (one per core, see :data:`REWRITE_PROCESSES`): each
+    fetches the data of its share of a batch with a database connection of
+    its own, renders the pages and stages them; a thread of this task then
+    commits the batch (one flush to disk for all of it) while the workers
+    go on with the next.
 
     :param config: the master's configuration: ``dsn``, ``output_path``,
         ``site_url`` (used in the sitemap), ``scribe_queue`` and
@@ -105,10 +111,11 @@ class TheScribe(PauseableTask):
         #: the full rewrite under way: None or {'both': bool, 'after': name}
         self.rewrite = None
         self._rewrite_queue = []
-        self._prefetched = None
+        #: batches being rendered by the workers, oldest first: (the last
+        #: package of the batch, the futures of its parts)
+        self._rendering = deque()
         self._rewrite_resume = 0.0
         self._commit = None
-        self.prefetcher = Prefetcher(config.dsn)
         self._committer = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='scribe-commit')
         scribe_queue = self.socket(transport.PULL, protocol=protocols.the_scribe)
@@ -129,6 +136,7 @@ class TheScribe(PauseableTask):
 
     def close(self):
         super().close()
+        self._abandon_rendering()
         try:
             self.finish_commit()
         except (PiwheelsError, OSError) as exc:
@@ -136,7 +144,6 @@ class TheScribe(PauseableTask):
                               self.name, exc)
         self._committer.shutdown(wait=True)
         self._stop_workers()
-        self.prefetcher.close()
         if self.db is not None:
             self.db.close()
             self.db = None
@@ -157,8 +164,7 @@ class TheScribe(PauseableTask):
                 self.handler_errors += 1
                 self.logger.error('%s: full rewrite interrupted, retrying in %ds: %s',
                                   self.name, REWRITE_RETRY.total_seconds(), exc)
-                self._rewrite_queue = []
-                self._prefetched = None
+                self._abandon_rendering()
                 self._rewrite_resume = time.monotonic() + REWRITE_RETRY.total_seconds()
 
     def handle_index(self, queue):
@@ -167,11 +173,9 @@ class TheScribe(PauseableTask):
         written together, and so are the logs of LOG requests, every other
         request in its turn. A request that
         fails is logged and the others carry on."""
-        # the batch of a full rewrite being committed, and the data fetched
-        # for the next one, may be older than these requests: let the batch
-        # land first, and fetch the next one's data again
-        self._prefetched = None
-        self._carry_out(self.finish_commit)
+        # the batches of a full rewrite being rendered and committed may be
+        # older than these requests: let them land first
+        self._carry_out(self.settle_rewrite)
         pending = OrderedDict()
         logs = []
         for _ in range(BATCH_SIZE):
@@ -394,10 +398,10 @@ class TheScribe(PauseableTask):
     def start_rewrite(self, both):
         """Start a rewrite of every package's pages (the simple index too if
         *both*); a rewrite already under way starts over."""
+        self._abandon_rendering()
         self.finish_commit()
         self.rewrite = {'both': both, 'after': ''}
         self._rewrite_queue = []
-        self._prefetched = None
         self.save_rewrite()
         self.logger.info('%s: rewriting the pages of every package', self.name)
 
@@ -427,58 +431,96 @@ class TheScribe(PauseableTask):
                 batch.write(path, json.dumps(self.rewrite).encode('utf-8'))
 
     def continue_rewrite(self):
-        """Write the next batch of the full rewrite.
-
-        The work of three threads overlaps: while this one renders a batch,
-        :attr:`prefetcher` fetches the data of the next one, and the
-        previous batch is being made durable and moved into place (after
-        which the progress is recorded) in the committer's thread."""
-        batch = self._next_rewrite_batch()
-        if not batch:
-            self.finish_commit()
-            self._stop_workers()
-            self.logger.info('%s: full rewrite finished', self.name)
-            self.rewrite = None
-            self.save_rewrite()
+        """Carry the full rewrite one batch further: wait for the oldest
+        batch the workers render and have it committed in the committer's
+        thread (which records the progress after it), while the workers go
+        on with the next batches (up to :data:`REWRITE_DEPTH`)."""
+        self._fill_rendering()
+        if self._rendering:
+            self._commit_rendered()
+            self._fill_rendering()
             return
-        del self._rewrite_queue[-len(batch):]
-        prefetched, self._prefetched = self._prefetched, None
-        if prefetched is not None and prefetched[0] == batch:
-            data = prefetched[1].result()
-        else:
-            data = self.db.get_project_data_many(batch)
-        following = self._rewrite_queue[-1:-BATCH_SIZE - 1:-1]
-        if following:
-            self._prefetched = (following, self.prefetcher.fetch(following))
-        both = self.rewrite['both']
-        chunks = [batch[n::REWRITE_PROCESSES] for n in range(REWRITE_PROCESSES)]
-        workers = [
-            self.worker_pool().submit(
-                _write_in_worker, self.config.output_path, self.config.site_url,
-                OrderedDict((package, both) for package in chunk),
-                {package: data[package] for package in chunk if package in data})
-            for chunk in chunks[1:] if chunk
-        ]
-        files = self.output.batch()
+        self.finish_commit()
+        self._stop_workers()
+        self.logger.info('%s: full rewrite finished', self.name)
+        self.rewrite = None
+        self.save_rewrite()
+
+    def settle_rewrite(self):
+        """Commit the batches of the full rewrite being rendered (their data
+        may be older than a request about to be written) and wait until they
+        are in place."""
         try:
-            self.stage_packages(files, OrderedDict((package, both) for package in chunks[0]),
-                                data, tidy=False)
+            while self._rendering:
+                self._commit_rendered()
             self.finish_commit()
         except BaseException:
-            files.discard()
+            self._abandon_rendering()
             raise
-        progress = {'both': both, 'after': batch[-1]}
+
+    def _fill_rendering(self):
+        while self.rewrite is not None and len(self._rendering) < REWRITE_DEPTH:
+            batch = self._next_rewrite_batch()
+            if not batch:
+                return
+            pool = self.worker_pool()
+            parts = (batch[n::REWRITE_PROCESSES] for n in range(REWRITE_PROCESSES))
+            self._rendering.append((batch[-1], [
+                pool.submit(_write_in_worker, part, self.rewrite['both'])
+                for part in parts if part]))
+
+    def _commit_rendered(self):
+        """Wait for the oldest batch being rendered and hand its files to
+        the committer's thread."""
+        after, futures = self._rendering[0]
+        try:
+            results = [future.result() for future in futures]
+            self.finish_commit()
+        except BaseException:
+            self._abandon_rendering()
+            raise
+        self._rendering.popleft()
+        files = self.output.batch()
+        written = []
+        for staged, names, problems in results:
+            files.attach(*staged)
+            written.extend(names)
+            for level, message in problems:
+                self.logger.log(level, '%s: %s', self.name, message)
+        progress = {'both': self.rewrite['both'], 'after': after}
         self._commit = (
-            self._committer.submit(self._commit_rewrite, files, workers, progress),
-            progress['after'])
+            self._committer.submit(self._commit_rewrite, files, written, progress),
+            after)
+
+    def _abandon_rendering(self):
+        """Drop the batches being rendered (their staged files and the
+        directories made for them are removed); the rewrite carries on
+        after the last batch committed."""
+        rendering, self._rendering = self._rendering, deque()
+        self._rewrite_queue = []
+        for _, futures in rendering:
+            for future in futures:
+                try:
+                    staged = future.result()[0]
+                except Exception:  # pylint: disable=broad-except
+                    # the worker discarded its own files
+                    continue
+                files = self.output.batch()
+                files.attach(*staged)
+                files.discard()
+        if rendering:
+            # a worker may have died: start afresh
+            self._stop_workers()
 
     def worker_pool(self):
-        """The worker processes that render part of each batch of a full
-        rewrite (started when first needed)."""
+        """The worker processes that render the batches of a full rewrite
+        (started when first needed)."""
         if self._workers is None:
             self._workers = ProcessPoolExecutor(
-                max_workers=REWRITE_PROCESSES - 1,
-                mp_context=multiprocessing.get_context('spawn'))
+                max_workers=REWRITE_PROCESSES,
+                mp_context=multiprocessing.get_context('spawn'),
+                initializer=_start_worker,
+                initargs=(self.config.output_path, self.config.site_url, self.config.dsn))
         return self._workers
 
     def _stop_workers(self):
@@ -486,17 +528,14 @@ class TheScribe(PauseableTask):
             self._workers.shutdown(wait=True)
             self._workers = None
 
-    def _commit_rewrite(self, files, workers, progress):
+    def _commit_rewrite(self, files, written, progress):
         # in the committer's thread: nothing else uses *files*, and the
-        # progress file is only written here while a commit is under way;
-        # the workers commit their own files
-        files.commit()
-        written = []
-        for worker in workers:
-            names, problems = worker.result()
-            written.extend(names)
-            for level, message in problems:
-                self.logger.log(level, '%s: %s', self.name, message)
+        # progress file is only written here while a commit is under way
+        try:
+            files.commit()
+        except BaseException:
+            files.discard()
+            raise
         with self.output.batch() as batch:
             batch.write(self.output.path(REWRITE_STATE), json.dumps(progress).encode('utf-8'))
         return written
@@ -513,20 +552,22 @@ class TheScribe(PauseableTask):
             except BaseException:
                 # carry on from the last batch in place
                 self._rewrite_queue = []
-                self._prefetched = None
                 raise
             self.rewrite['after'] = after
             self.add_packages(written)
 
     def _next_rewrite_batch(self):
-        if not self._rewrite_queue:
+        if not self._rewrite_queue and not self._rendering:
             self.finish_commit()
             # packages added while the rewrite went on come after the last
             # one written, so they are caught by this query too
             self._rewrite_queue = sorted(
                 (package for package in self.db.get_all_packages()
                  if package > self.rewrite['after']), reverse=True)
-        return self._rewrite_queue[-1:-BATCH_SIZE - 1:-1]
+        batch = self._rewrite_queue[-1:-BATCH_SIZE - 1:-1]
+        if batch:
+            del self._rewrite_queue[-len(batch):]
+        return batch
 
 
 class PageWriter:
@@ -663,41 +704,6 @@ class PageWriter:
                     self.renderer.project_json(project))
 
 
-class Prefetcher:
-    """Fetches project data in a background thread with a database
-    connection of its own, used by no other thread.
-
-    :param str dsn: the database to connect to
-    """
-
-    def __init__(self, dsn):
-        self.dsn = dsn
-        self._db = None
-        self._executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix='scribe-prefetch')
-
-    def fetch(self, packages):
-        """Return a :class:`~concurrent.futures.Future` of the
-        :meth:`~piwheels.master.db.Database.get_project_data_many` of
-        *packages*."""
-        return self._executor.submit(self._fetch, packages)
-
-    def _fetch(self, packages):
-        if self._db is None:
-            self._db = Database(self.dsn)
-        return self._db.get_project_data_many(packages)
-
-    def close(self):
-        """Wait for the fetch under way and close the connection."""
-        self._executor.submit(self._close)
-        self._executor.shutdown(wait=True)
-
-    def _close(self):
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-
 class _Problems(logging.Handler):
     """Collects what a worker process logs, for its parent to log."""
 
@@ -709,24 +715,44 @@ class _Problems(logging.Handler):
         self.records.append((record.levelno, record.getMessage()))
 
 
-_worker_writer = None
+#: the page writer and the database connection of a worker process
+_worker = {}
 
 
-def _write_in_worker(output_path, site_url, requests, data):
-    """Write the pages of *requests* from *data* in a worker process of a
-    full rewrite; return the names given pages and the problems met, as
-    (level, message) pairs."""
-    global _worker_writer
-    if _worker_writer is None:
-        logger = logging.getLogger('piwheels.tasks.master.the_scribe.worker')
-        logger.propagate = False
-        logger.addHandler(_Problems())
-        _worker_writer = PageWriter(output_path, site_url, logger)
-    problems = _worker_writer.logger.handlers[0]
+def _start_worker(output_path, site_url, dsn):
+    """Prepare a worker process of full rewrites: its page writer, whose
+    problems are collected for the parent to log, and what
+    :func:`_write_in_worker` connects to."""
+    logger = logging.getLogger('piwheels.tasks.master.the_scribe.worker')
+    logger.propagate = False
+    logger.addHandler(_Problems())
+    _worker['writer'] = PageWriter(output_path, site_url, logger)
+    _worker['dsn'] = dsn
+
+
+def _write_in_worker(packages, both):
+    """Fetch the data of *packages*, render their pages (the simple indexes
+    too if *both*) and stage them, in a worker process of a full rewrite;
+    return what :meth:`~piwheels.master.output.FileBatch.detach` gives, the
+    names given pages, and the problems met as (level, message) pairs."""
+    if 'db' not in _worker:
+        # connected here rather than when the worker starts, so that a
+        # database that is down fails this batch, not the worker
+        db = Database(_worker['dsn'])
+        Finalize(db, db.close, exitpriority=10)
+        _worker['db'] = db
+    writer = _worker['writer']
+    problems = writer.logger.handlers[0]
     problems.records = []
-    with _worker_writer.output.batch() as batch:
-        written = _worker_writer.stage_packages(batch, requests, data, tidy=False)
-    return written, problems.records
+    data = _worker['db'].get_project_data_many(packages)
+    batch = writer.output.batch()
+    try:
+        written = writer.stage_packages(
+            batch, OrderedDict((package, both) for package in packages), data, tidy=False)
+    except BaseException:
+        batch.discard()
+        raise
+    return batch.detach(), written, problems.records
 
 
 def _known_metadata(index_json):

@@ -125,6 +125,33 @@ def test_batch_discards_everything_on_error(web):
     assert sorted(os.listdir(web.root)) == ['index.html']
 
 
+def test_batch_staged_elsewhere_is_committed_or_discarded_whole(web):
+    # a rewrite's worker stages, its parent commits (or discards) the lot
+    old = web.path('simple', 'foo', 'index.html')
+    with web.batch() as batch:
+        batch.write(old, b'old')
+    web.make_dir(web.path('project'))
+    worker = web.batch()
+    worker.write(old, b'new')
+    worker.write(web.path('project', 'bar', 'json', 'index.json'), b'{}')
+    staged, made = worker.detach()
+    assert made == [web.path('project', 'bar'), web.path('project', 'bar', 'json')]
+    parent = web.batch()
+    parent.attach(staged, made)
+    parent.discard()
+    with open(old, 'rb') as f:
+        assert f.read() == b'old'
+    assert os.listdir(web.path('simple', 'foo')) == ['index.html']
+    assert os.listdir(web.path('project')) == []
+    worker.write(old, b'new')
+    parent.attach(*worker.detach())
+    parent.commit()
+    with open(old, 'rb') as f:
+        assert f.read() == b'new'
+    with pytest.raises(OutputError):
+        parent.attach([(web.path('.x.tmp'), '/etc/passwd')])
+
+
 def test_large_batch_is_synced_once(web, monkeypatch):
     calls = []
     real_syncfs = output_module._syncfs
