@@ -61,7 +61,8 @@ EPOCH_TAG = 1
 _connection_events = itertools.count()
 
 #: Byte strings from this size on are decoded without cbor2 and frames from
-#: this size on are sent and received without copying.
+#: this size on are sent without copying (and received so on a socket made
+#: with ``large_frames``).
 LARGE_STRING = 65536
 
 
@@ -345,7 +346,8 @@ class Context:
         return self._context.closed
 
     def socket(self, sock_type, protocol=None, logger=None, *,
-               max_size=None, router_mandatory=True, linger=DEFAULT_LINGER):
+               max_size=None, router_mandatory=True, linger=DEFAULT_LINGER,
+               large_frames=False):
         """Create a :class:`Socket`.
 
         :param int sock_type: :data:`ROUTER`, :data:`REQ`, :data:`PUSH`, ...
@@ -359,10 +361,13 @@ class Context:
             :exc:`~piwheels.exc.TransportError` when sending to a peer that
             is gone instead of silently dropping the message (default).
         :param float linger: seconds to wait for unsent messages on close.
+        :param bool large_frames: receive frames of :data:`LARGE_STRING`
+            bytes or more in place, without a copy (for a queue carrying
+            file chunks; a small frame costs more that way).
         """
         return Socket(self._context.socket(sock_type), protocol, logger,
                       max_size=max_size, router_mandatory=router_mandatory,
-                      linger=linger)
+                      linger=linger, large_frames=large_frames)
 
     def term(self):
         """Terminate the context (every socket must be closed first)."""
@@ -382,14 +387,17 @@ class Socket:
         :meth:`recv_msg` (declared from the binding side; connecting ends
         pass ``protocol.reversed()``).
     :param logging.Logger logger: logs every message at DEBUG when given.
+    :param bool large_frames: see :meth:`Context.socket`.
 
     :attr:`protocol_errors` counts the received messages refused with
     :exc:`~piwheels.exc.ProtocolError`.
     """
 
     def __init__(self, socket, protocol=None, logger=None, *, max_size=None,
-                 router_mandatory=True, linger=DEFAULT_LINGER):
+                 router_mandatory=True, linger=DEFAULT_LINGER,
+                 large_frames=False):
         self._socket = socket
+        self._large_frames = large_frames
         self._protocol = protocol if protocol is not None else Protocol(
             name='unspecified')
         self._logger = logger
@@ -590,8 +598,11 @@ class Socket:
         return msg, data
 
     def _recv_frames(self, flags):
-        # Large frames are read in place (a memoryview of ZeroMQ's buffer);
-        # small ones are copied, which is cheaper for them.
+        # On a queue of large frames they are read in place (a memoryview
+        # of ZeroMQ's buffer) and small ones copied from theirs; elsewhere
+        # every frame is copied, which costs a small one half as much.
+        if not self._large_frames:
+            return self._socket.recv_multipart(flags)
         return [
             frame.buffer if len(frame) >= LARGE_STRING else frame.bytes
             for frame in self._socket.recv_multipart(flags, copy=False)

@@ -176,7 +176,8 @@ class FileJuggler(NonStopTask):
         self.max_file_size = config.max_file_size
         self.max_attempts = config.transfer_retries + 1
         self.file_queue = self.socket(
-            transport.ROUTER, protocol=protocols.file_juggler_files)
+            transport.ROUTER, protocol=protocols.file_juggler_files,
+            large_frames=True)
         self.file_queue.hwm = 1000
         self.file_queue.bind(config.file_queue)
         self.fs_queue = self.socket(
