@@ -354,6 +354,9 @@ class Natural(Check):
         return value
 
 
+_SHA256_HEX = re.compile('[0-9a-f]{64}')
+
+
 class Sha256(Check):
     """A SHA256 digest as 64 lower-case hexadecimal digits."""
 
@@ -363,8 +366,7 @@ class Sha256(Check):
         return 'Sha256()'
 
     def __call__(self, value):
-        if (isinstance(value, str) and len(value) == 64
-                and all(c in '0123456789abcdef' for c in value)):
+        if isinstance(value, str) and _SHA256_HEX.fullmatch(value):
             return value
         raise _invalid('expected a SHA256 hex digest, got {!r}'.format(
             value if not isinstance(value, str) else value[:80]))
@@ -433,31 +435,35 @@ class WheelFilename(Check):
     def __repr__(self):
         return 'WheelFilename()'
 
-    def compiled(self):
-        # a batch of downloads names the same few wheels again and again:
-        # remember (a bounded number of) the names already accepted
-        accepted = {}
-
-        def check_filename(value):
-            if type(value) is str and value in accepted:
-                return value
-            self(value)
-            if len(accepted) >= WHEEL_FILENAME_MEMO:
-                accepted.clear()
-            accepted[value] = True
-            return value
-        return check_filename
-
     def __call__(self, value):
         try:
-            parse_wheel_filename(value)
+            if type(value) is str:
+                wheel_tags(value)
+            else:
+                parse_wheel_filename(value)
         except ValueError as exc:
             raise _invalid(str(exc)) from None
         return value
 
 
-#: how many accepted wheel filenames each compiled check remembers
+#: how many accepted wheel filenames :func:`wheel_tags` remembers
 WHEEL_FILENAME_MEMO = 10000
+
+_accepted_wheel_filenames = {}
+
+
+def wheel_tags(filename):
+    """Return :func:`parse_wheel_filename` of the str *filename*, from
+    memory if it was accepted lately: a batch of downloads names the same
+    few wheels again and again, and a built wheel's name is checked at
+    each queue it passes, against its tags each time."""
+    tags = _accepted_wheel_filenames.get(filename)
+    if tags is None:
+        tags = parse_wheel_filename(filename)
+        if len(_accepted_wheel_filenames) >= WHEEL_FILENAME_MEMO:
+            _accepted_wheel_filenames.clear()
+        _accepted_wheel_filenames[filename] = tags
+    return tags
 
 
 class Batch(Check):
@@ -788,7 +794,10 @@ class BuiltFile(typing.NamedTuple):
     # e.g. {'apt': {'libc6', 'libatlas3-base'}}
 
     def validated(self):
-        tags = parse_wheel_filename(self.filename)
+        tags = wheel_tags(self.filename)
+        if self[3:8] == (tags.package_tag, tags.package_version_tag,
+                         tags.py_version_tag, tags.abi_tag, tags.platform_tag):
+            return self
         for field in ('package_tag', 'package_version_tag', 'py_version_tag',
                       'abi_tag', 'platform_tag'):
             if getattr(self, field) != getattr(tags, field):
