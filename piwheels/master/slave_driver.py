@@ -146,11 +146,13 @@ class SlaveDriver(PausingTask):
         # monitors (not while none listens: it costs as much as the rest
         # of a build's handling)
         self.reporting = True
+        # FileJuggler's answers first in each cycle: slaves that said SENT
+        # wait for them, behind the requests of a whole cycle otherwise
+        self.register(self.fs_queue, self.handle_fs_reply)
+        self.register(self.publish_queue, self.handle_fs_reply)
         self.register(self.slave_queue, self.handle_slave)
         self.register(self.builds_queue, self.handle_build)
         self.register(self.delete_queue, self.handle_delete)
-        self.register(self.fs_queue, self.handle_fs_reply)
-        self.register(self.publish_queue, self.handle_fs_reply)
         self.every(timedelta(seconds=5), self.remove_expired)
         self.every(timedelta(seconds=10), self.send_stats)
 
