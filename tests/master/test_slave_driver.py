@@ -59,6 +59,18 @@ def slaves(master_config):
         slave.close()
 
 
+@pytest.fixture
+def slave(master_config, with_build_abis, driver, slaves, peer):
+    """A slave that said HELLO and was told to BUILD foo 0.1."""
+    add_version(with_build_abis[0])
+    queue_builds(master_config, peer, driver, ('foo', '0.1'))
+    slave = slaves()
+    slave.hello(driver)
+    msg, job = slave.request('IDLE', stats(), driver)
+    assert (msg, tuple(job)) == ('BUILD', ('foo', '0.1'))
+    return slave
+
+
 def add_version(dsn, package='foo', version='0.1'):
     run_sql(dsn, "INSERT INTO packages (package) VALUES (:p) "
             "ON CONFLICT DO NOTHING", p=package)
@@ -110,13 +122,7 @@ def test_slave_driver_idle_without_queue_sleeps(driver, slaves):
 
 
 def test_slave_driver_build_transfer_and_publish(
-        master_config, with_build_abis, driver, slaves, queues, peer):
-    add_version(with_build_abis[0])
-    queue_builds(master_config, peer, driver, ('foo', '0.1'))
-    slave = slaves()
-    slave.hello(driver)
-    msg, job = slave.request('IDLE', stats(), driver)
-    assert (msg, tuple(job)) == ('BUILD', ('foo', '0.1'))
+        master_config, with_build_abis, driver, queues, slave):
     assert slave.request('BUSY', stats(), driver) == ('CONT', protocols.NoData)
     file, content = wheel()
     msg, filename = slave.request('BUILT', result([(file, content)]), driver)
@@ -138,12 +144,7 @@ def test_slave_driver_build_transfer_and_publish(
 
 
 def test_slave_driver_failed_build_recorded(
-        master_config, with_build_abis, driver, slaves, queues, peer):
-    add_version(with_build_abis[0])
-    queue_builds(master_config, peer, driver, ('foo', '0.1'))
-    slave = slaves()
-    slave.hello(driver)
-    slave.request('IDLE', stats(), driver)
+        with_build_abis, driver, queues, slave):
     reply = slave.request(
         'BUILT', result(status=False, failure='error', output='it broke'),
         driver)
@@ -222,12 +223,7 @@ def test_slave_driver_transient_failure_retried_on_another_slave(
 
 
 def test_slave_driver_filename_with_path_abandons_build(
-        master_config, with_build_abis, driver, slaves, peer, caplog):
-    add_version(with_build_abis[0])
-    queue_builds(master_config, peer, driver, ('foo', '0.1'))
-    slave = slaves()
-    slave.hello(driver)
-    slave.request('IDLE', stats(), driver)
+        master_config, driver, peer, caplog, slave):
     file, content = wheel()
     evil = list(file.as_message())
     evil[0] = '../../etc/foo-0.1-cp311-cp311-linux_x86_64.whl'
@@ -295,13 +291,7 @@ def test_slave_driver_sleep_and_wake(master_config, with_build_abis, driver,
     assert slave.request('IDLE', stats(), driver)[0] == 'BUILD'
 
 
-def test_slave_driver_skip_abandons_build(master_config, with_build_abis,
-                                          driver, slaves, peer):
-    add_version(with_build_abis[0])
-    queue_builds(master_config, peer, driver, ('foo', '0.1'))
-    slave = slaves()
-    slave.hello(driver)
-    slave.request('IDLE', stats(), driver)
+def test_slave_driver_skip_abandons_build(driver, slave):
     driver.skip_slave(slave.slave_id)
     driver.poll(1)
     assert slave.request('BUSY', stats(), driver) == ('DONE', protocols.NoData)
@@ -353,12 +343,7 @@ def test_slave_driver_silent_slave_expires_and_build_goes_to_another(
 
 
 def test_slave_driver_rejects_wheel_over_size_cap(
-        master_config, with_build_abis, driver, slaves, peer, caplog):
-    add_version(with_build_abis[0])
-    queue_builds(master_config, peer, driver, ('foo', '0.1'))
-    slave = slaves()
-    slave.hello(driver)
-    slave.request('IDLE', stats(), driver)
+        master_config, with_build_abis, driver, caplog, slave):
     file, content = wheel()
     file = file._replace(filesize=master_config.max_file_size + 1)
     reply = slave.request('BUILT', result([(file, content)]), driver)
@@ -370,12 +355,7 @@ def test_slave_driver_rejects_wheel_over_size_cap(
 
 
 def test_slave_driver_corrupt_transfer_sent_again_then_fails(
-        master_config, with_build_abis, driver, slaves, peer, caplog):
-    add_version(with_build_abis[0])
-    queue_builds(master_config, peer, driver, ('foo', '0.1'))
-    slave = slaves()
-    slave.hello(driver)
-    slave.request('IDLE', stats(), driver)
+        master_config, with_build_abis, driver, caplog, slave):
     file, content = wheel()
     msg, filename = slave.request('BUILT', result([(file, content)]), driver)
     attempts = 0
@@ -393,13 +373,8 @@ def test_slave_driver_corrupt_transfer_sent_again_then_fails(
     assert os.listdir(os.path.join(master_config.output_path, '.incoming')) == []
 
 
-def test_slave_driver_replays_slaves_for_a_new_monitor(
-        master_config, with_build_abis, driver, slaves, queues, peer):
-    add_version(with_build_abis[0])
-    queue_builds(master_config, peer, driver, ('foo', '0.1'))
-    slave = slaves()
-    slave.hello(driver)
-    slave.request('IDLE', stats(), driver)
+def test_slave_driver_replays_slaves_for_a_new_monitor(driver, slaves,
+                                                       queues, slave):
     busy = stats()
     assert slave.request('BUSY', busy, driver) == ('CONT', protocols.NoData)
     events = [queues.status.recv()[1] for _ in range(6)]
