@@ -38,9 +38,14 @@ DEALER = zmq.DEALER
 ROUTER = zmq.ROUTER
 PULL = zmq.PULL
 PUSH = zmq.PUSH
-POLLIN = zmq.POLLIN
-POLLOUT = zmq.POLLOUT
-NOBLOCK = zmq.NOBLOCK
+# The flags are plain ints: pyzmq's are enum members, and each operation
+# on one (``events & POLLIN``, ``SNDMORE | flags``) runs a Python method
+# costing a microsecond, several times for every message.
+POLLIN = int(zmq.POLLIN)
+POLLOUT = int(zmq.POLLOUT)
+NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE = int(zmq.SNDMORE)
+_RCVMORE = int(zmq.RCVMORE)
 Again = zmq.Again
 ZMQError = zmq.ZMQError
 #: The connection events :meth:`Socket.connection_events` reports.
@@ -543,14 +548,29 @@ class Socket:
         self._wait(timeout)
         return self._socket.recv(flags)
 
-    def send_multipart(self, msg_parts, flags=0):
-        """Send *msg_parts*, a list of bytes, as one multi-part message."""
-        self._socket.send_multipart(msg_parts, flags)
+    def send_multipart(self, msg_parts, flags=0, copy=True):
+        """Send *msg_parts*, a list of bytes, as one multi-part message
+        (the last part without copying it unless *copy*)."""
+        # pyzmq's send_multipart combines enum flags for every part
+        send = self._socket.send
+        flags = int(flags)
+        for part in msg_parts[:-1]:
+            send(part, flags | _SNDMORE)
+        send(msg_parts[-1], flags, copy=copy)
 
     def recv_multipart(self, flags=0, *, timeout=None):
         """Receive a multi-part message as a list of bytes."""
         self._wait(timeout)
-        return self._socket.recv_multipart(flags)
+        return self._recv_parts(int(flags), True)
+
+    def _recv_parts(self, flags, copy):
+        # pyzmq's recv_multipart reads RCVMORE through its enum-typed
+        # option getter
+        recv, get = self._socket.recv, self._socket.get
+        parts = [recv(flags, copy=copy)]
+        while get(_RCVMORE):
+            parts.append(recv(flags, copy=copy))
+        return parts
 
     # messages
 
@@ -602,10 +622,10 @@ class Socket:
         # of ZeroMQ's buffer) and small ones copied from theirs; elsewhere
         # every frame is copied, which costs a small one half as much.
         if not self._large_frames:
-            return self._socket.recv_multipart(flags)
+            return self._recv_parts(flags, True)
         return [
             frame.buffer if len(frame) >= LARGE_STRING else frame.bytes
-            for frame in self._socket.recv_multipart(flags, copy=False)
+            for frame in self._recv_parts(flags, False)
         ]
 
     def send_msg(self, msg, data=NoData, flags=0):
@@ -638,8 +658,8 @@ class Socket:
         """
         buf = self._encode(msg, data)
         try:
-            self._socket.send_multipart([addr, b'', buf], flags,
-                                        copy=len(buf) < LARGE_STRING)
+            self.send_multipart([addr, b'', buf], flags,
+                                copy=len(buf) < LARGE_STRING)
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
                 raise TransportError('{}: {}: peer {} is gone'.format(
