@@ -64,6 +64,9 @@ def prepare_database(path, versions):
         "INSERT INTO versions (package, version) "
         "SELECT 'pkg' || n, '1.0' FROM generate_series(1, {count}) AS n;"
         .format(abi=ABI, count=versions), database='piwheels')
+    # as piw-initdb --add-abi does (autovacuum never analyzes a table this
+    # small; the other tables grow during the run and are left to it)
+    cluster.psql('ANALYZE build_abis', database='piwheels')
     return cluster, cluster.dsn(user='piwheels', password='piwheels',
                                 database='piwheels')
 
