@@ -28,7 +28,8 @@ from .. import protocols, transport
 from ..exc import (
     DatabaseError, MasterError, ProtocolError, TransferError, TransportError,
 )
-from ..protocols import BuildLog, NoData, PackageVersion, RebuildProgress
+from ..protocols import (
+    BuildLog, NoData, PackageVersion, RebuildProgress, StagedFile)
 from ..pypi import BINARY_ONLY
 from ..states import BuildState, utcnow
 from ..tasks import NonStopTask
@@ -250,11 +251,16 @@ class MrChase(NonStopTask):
             self.discard_staged(state)
             raise MasterError('the build was not recorded: {}'.format(
                 logged.error))
-        for filename in build.files:
-            if filename in logged.new_files:
-                self.fs.publish(state.transfer_id, canon, filename)
-            else:
-                self.fs.discard(state.transfer_id, canon, filename)
+        staged = [StagedFile(state.transfer_id, canon, filename)
+                  for filename in build.files]
+        new_files = [file for file in staged
+                     if file.filename in logged.new_files]
+        old_files = [file for file in staged
+                     if file.filename not in logged.new_files]
+        if new_files:
+            self.fs.publish(new_files)
+        if old_files:
+            self.fs.discard(old_files)
         self.web('LOG', BuildLog(logged.build_id, build.output))
         self.web('BOTH', canon)
         if logged.conflicts:
@@ -267,12 +273,14 @@ class MrChase(NonStopTask):
         return 'DONE', NoData
 
     def discard_staged(self, state):
-        for filename, file in state.build.files.items():
-            if file.transferred:
-                try:
-                    self.fs.discard(state.transfer_id, state.canon, filename)
-                except (TransferError, TransportError) as exc:
-                    self.logger.error('MrChase: %s', exc)
+        staged = [StagedFile(state.transfer_id, state.canon, filename)
+                  for filename, file in state.build.files.items()
+                  if file.transferred]
+        if staged:
+            try:
+                self.fs.discard(staged)
+            except (TransferError, TransportError) as exc:
+                self.logger.error('MrChase: %s', exc)
 
     def abandon(self, address):
         """Drop the import of the tool at *address*, if any: its transfer
