@@ -25,6 +25,14 @@ AS $sql$
     SELECT 3
 $sql$;
 
+-- The Python version of an ABI tag as one expression, which PostgreSQL
+-- inlines into the queries using it
+CREATE OR REPLACE FUNCTION abi_python_version(abi VARCHAR) RETURNS INTEGER[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $sql$
+    SELECT regexp_match(abi, '^(?:cp|pp|pypy)(\d)(\d{1,3})')::INTEGER[]
+$sql$;
+
 -- The state of every version for every ABI: 'success', 'not applicable'
 -- (Requires-Python excludes the ABI), 'skipped', 'failed' (for good) or
 -- 'pending' (never tried, or retrying a transient failure), with the build
