@@ -24,7 +24,9 @@ import os
 import re
 import shutil
 import stat
+import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 from ..exc import PiwheelsError
 
@@ -38,6 +40,11 @@ VALID_FILENAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+!-]{0,250}$')
 
 #: with more files than this in a batch, one syncfs beats a fsync per file
 SYNC_EACH_LIMIT = 8
+
+#: threads moving the files of a large batch into place: a rename that
+#: replaces a file frees the old one, which can wait for the disk (about
+#: 0.2 ms where the file system discards freed blocks at once)
+MOVERS = 4
 
 #: the *current* of :meth:`FileBatch.write` when the caller has not read the
 #: file in place
@@ -367,7 +374,6 @@ class FileBatch:
         """Make the staged files durable, then move each into place."""
         staged, self._staged = self._staged, []
         self._made = []
-        renamed = 0
         try:
             if len(staged) > SYNC_EACH_LIMIT:
                 _syncfs(self.output.root)
@@ -378,12 +384,17 @@ class FileBatch:
                         os.fsync(fd)
                     finally:
                         os.close(fd)
-            for tmp, path in staged:
-                os.rename(tmp, path)
-                renamed += 1
-        finally:
-            self.written += renamed
-            _unlink_all(tmp for tmp, _ in staged[renamed:])
+        except BaseException:
+            _unlink_all(tmp for tmp, _ in staged)
+            raise
+        if len(staged) > SYNC_EACH_LIMIT:
+            results = list(_movers().map(_move, (staged[n::MOVERS] for n in range(MOVERS))))
+        else:
+            results = [_move(staged)]
+        self.written += sum(moved for moved, _ in results)
+        for _, error in results:
+            if error is not None:
+                raise error
 
     def discard(self):
         """Remove the staged temporary files, and the directories made for
@@ -431,14 +442,6 @@ def _umask():
     return None
 
 
-def is_file(path):
-    """Return whether *path* is a plain file (a link is not followed)."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-
-
 def read_file(path):
     """Return the content of the plain file at *path* (not following a link
     in its place), or :data:`None` if there is none."""
@@ -461,6 +464,32 @@ def read_file(path):
         os.close(fd)
 
 
+_MOVERS = []
+_MOVERS_LOCK = threading.Lock()
+
+
+def _movers():
+    """The threads of :data:`MOVERS` (started when first needed)."""
+    with _MOVERS_LOCK:
+        if not _MOVERS:
+            _MOVERS.append(ThreadPoolExecutor(
+                max_workers=MOVERS, thread_name_prefix='output-mover'))
+        return _MOVERS[0]
+
+
+def _move(staged):
+    """Rename each temporary file of *staged* over its target, in order;
+    after an error, remove the temporary files not moved. Return how many
+    were moved and the error (or :data:`None`)."""
+    for moved, (tmp, path) in enumerate(staged):
+        try:
+            os.rename(tmp, path)
+        except OSError as exc:
+            _unlink_all(tmp for tmp, _ in staged[moved:])
+            return moved, exc
+    return len(staged), None
+
+
 def _same_content(path, data):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -474,10 +503,8 @@ def _same_content(path, data):
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OutputError('{} is not a plain file'.format(path))
-        if st.st_size != len(data):
-            return False
-        with os.fdopen(fd, 'rb', closefd=False) as existing:
-            return existing.read() == data
+        # a plain file of the size asked for is read whole at once
+        return st.st_size == len(data) and os.read(fd, st.st_size + 1) == data
     finally:
         os.close(fd)
 

@@ -24,7 +24,7 @@ from ..tasks import PauseableTask
 from .db import DELETED, Database
 from .output import (
     UNREAD, OutputError, WebOutput, canonicalize, check_filename, extract_metadata,
-    is_file, read_file, wheel_version, wheel_version_tag)
+    read_file, wheel_version, wheel_version_tag)
 from .pages import PageRenderer, ProjectView, abi_key, human_size
 
 #: where the static assets (CSS, JS, icon) are copied from
@@ -649,6 +649,8 @@ class PageWriter:
         """
         result = {}
         directory = self.output.path('simple', canon)
+        # one read of the directory rather than a look at each file
+        present = _plain_files(directory)
         for release in data['releases'].values():
             for filename, info in release['files'].items():
                 try:
@@ -658,7 +660,7 @@ class PageWriter:
                     continue
                 wheel_hash, metadata_hash = known.get(filename, (None, None))
                 replaced = wheel_hash is not None and wheel_hash != info['hash']
-                if not replaced and metadata_hash and is_file(wheel + '.metadata'):
+                if not replaced and metadata_hash and filename + '.metadata' in present:
                     result[filename] = metadata_hash
                     continue
                 metadata = None if replaced else read_file(wheel + '.metadata')
@@ -669,19 +671,10 @@ class PageWriter:
                     batch.write(wheel + '.metadata', metadata)
                 result[filename] = hashlib.sha256(metadata).hexdigest()
         if tidy:
-            self.remove_orphaned_metadata(directory)
+            for name in present:
+                if name.endswith('.whl.metadata') and name[:-len('.metadata')] not in present:
+                    self.output.remove(os.path.join(directory, name))
         return result
-
-    def remove_orphaned_metadata(self, directory):
-        """Remove the ``.metadata`` files in *directory* whose wheel is gone
-        (FileJuggler removes the wheels of deleted builds)."""
-        try:
-            names = set(os.listdir(directory))
-        except FileNotFoundError:
-            return
-        for name in names:
-            if name.endswith('.whl.metadata') and name[:-len('.metadata')] not in names:
-                self.output.remove(os.path.join(directory, name))
 
     def write_package_index(self, batch, project, previous_json=UNREAD):
         """Stage the simple index of *project* (a
@@ -753,6 +746,16 @@ def _write_in_worker(packages, both):
         batch.discard()
         raise
     return batch.detach(), written, problems.records
+
+
+def _plain_files(directory):
+    """Return the names of the plain files in *directory* (none if it is
+    missing)."""
+    try:
+        with os.scandir(directory) as entries:
+            return {entry.name for entry in entries if entry.is_file(follow_symlinks=False)}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
 
 
 def _known_metadata(index_json):

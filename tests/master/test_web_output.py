@@ -163,6 +163,22 @@ def test_large_batch_is_synced_once(web, monkeypatch):
     assert len(os.listdir(web.root)) == output_module.SYNC_EACH_LIMIT + 1
 
 
+def test_large_batch_moves_what_it_can_and_leaves_no_temporary_files(web):
+    batch = web.batch()
+    count = output_module.SYNC_EACH_LIMIT * 2
+    for i in range(count):
+        batch.write(web.path('p{}.html'.format(i)), b'x')
+    # something takes the place of one page meanwhile
+    os.mkdir(web.path('p3.html'))
+    with pytest.raises(OSError):
+        batch.commit()
+    assert 0 < batch.written < count
+    assert not [name for name in os.listdir(web.root) if name.startswith('.')]
+    assert os.path.isdir(web.path('p3.html'))
+    # staged before the one in the way
+    assert os.path.isfile(web.path('p0.html'))
+
+
 def test_batch_refuses_paths_outside(web, tmp_path):
     with web.batch() as batch:
         with pytest.raises(OutputError):
