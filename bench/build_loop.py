@@ -71,6 +71,9 @@ def prepare_database(path, versions):
                                 database='piwheels')
 
 
+#: a reply slower than this (seconds) misses the target
+SLOW_REPLY = 0.1
+
 #: the tasks that write the web output
 PAGE_TASKS = ('TheSecretary', 'TheScribe')
 
@@ -554,10 +557,12 @@ def main():
                 ('all', everything)]:
             values.sort()
             print('  {:6} replies: {:6} median {:6.1f} ms, 99th percentile '
-                  '{:6.1f} ms, slowest {:6.1f} ms'.format(
+                  '{:6.1f} ms, slowest {:6.1f} ms, {} over {} ms'.format(
                       msg, len(values), 1000 * values[len(values) // 2],
                       1000 * values[int(len(values) * 0.99)],
-                      1000 * values[-1]))
+                      1000 * values[-1],
+                      sum(value > SLOW_REPLY for value in values),
+                      int(SLOW_REPLY * 1000)))
         seconds = measure_transfer(slave_port, file_port,
                                    config.transfer_mb * 1024 * 1024)
         print('transfer of a {} MB wheel: {:.2f} s, {:.0f} MB/s'.format(
