@@ -930,6 +930,20 @@ class VerifyFile(typing.NamedTuple):
 
 
 @payload
+class StageOutcome(typing.NamedTuple):
+    """What became of a file SlaveDriver asked FileJuggler to STAGE once
+    its transfer was complete (file_juggler_fs STAGE reply)."""
+
+    slave_id: Count            # the slave that sent it
+    package: Name              # the package whose directory receives it
+    filename: typing.Optional[Filename]  # the wheel (None: there was no
+    # transfer, its EXPECT failed)
+    outcome: typing.Literal['STAGED', 'RETRY', 'ERROR']  # verified and
+    # staged; did not verify and must be sent again; failed for good
+    reason: typing.Optional[ErrorText]  # why (None when STAGED)
+
+
+@payload
 class RemoveFile(typing.NamedTuple):
     """Ask FileJuggler to delete a published wheel (file_juggler_fs
     REMOVE)."""
@@ -1377,6 +1391,9 @@ file_juggler_fs = Protocol(name='file_juggler_fs', recv={
     # (staged) until PUBLISH or DISCARD: SlaveDriver's builds reach the
     # database after the transfer, and the database decides whether the file
     # is new, the same as the published one, or a conflict
+    'STAGE': VerifyFile,   # as CHECK, but sent right after EXPECT and
+    # answered as soon as the transfer is complete (or has failed), so that
+    # a slave saying SENT finds the outcome waiting
     'PUBLISH': Batch(StagedFile, MAX_STAGED_BATCH),  # move staged files
     # into the output (a database batch's, flushed to disk together)
     'DISCARD': Batch(StagedFile, MAX_STAGED_BATCH),  # delete staged files
@@ -1387,6 +1404,8 @@ file_juggler_fs = Protocol(name='file_juggler_fs', recv={
     'EXPECT': NoData,      # noted
     'VERIFY': NoData,      # verified and published
     'CHECK': NoData,       # verified and staged
+    'STAGE': StageOutcome,  # the transfer completed (or failed): staged,
+                            # to be sent again, or failed (never ERROR)
     'PUBLISH': NoData,     # all published (else ERROR: those that could
                            # not be, and why)
     'DISCARD': NoData,     # deleted (or already absent)
@@ -1402,7 +1421,8 @@ file_juggler_fs = Protocol(name='file_juggler_fs', recv={
 ``inproc://fs``). Each request is answered by its own action, or ERROR, in
 order, except PUBLISH: it is answered once its file is on disk, and answers
 to later requests may overtake it (a DEALER wanting its replies in order
-sends PUBLISH on a queue of its own)."""
+sends PUBLISH on a queue of its own); and STAGE: it is answered when its
+transfer ends, and its answer names the slave and file."""
 
 file_juggler_sync = Protocol(name='file_juggler_sync', recv={
     'SYNCED': NoData,      # the files of the last SYNC are on disk

@@ -12,7 +12,9 @@ Nothing partial is ever visible in the output: a file is received into
 ``.incoming/`` under the output directory (readable by the master only),
 verified against the SHA256 the slave announced (a mismatch fetches it
 again, a bounded number of times), and then either published at once
-(VERIFY) or held as *staged* (CHECK) until the build is in the database,
+(VERIFY) or held as *staged* (CHECK, or STAGE: SlaveDriver asks with its
+EXPECT, and is answered the moment the transfer ends, before the slave says
+SENT) until the build is in the database,
 which decides whether the file is new, identical to the published one, or
 a conflict (PUBLISH or DISCARD). A published file is moved into
 ``simple/<package>/`` with one atomic rename, once it is on disk: the
@@ -88,6 +90,7 @@ class Transfer:
         self.incoming = incoming
         self.max_file_size = max_file_size
         self.address = None
+        self.stager = None     # (address, VerifyFile) of a STAGE waiting
         self.attempts = 1
         self.refetches = 0
         self.failed = False
@@ -359,6 +362,8 @@ class FileJuggler(NonStopTask):
     def send_fetches(self, transfer):
         """FETCH what the pipeline has credit for; DONE when all arrived."""
         if transfer.state.done:
+            if transfer.stager is not None:
+                self.stage(transfer)
             self.send(transfer, 'DONE')
             return
         for fetch in transfer.fetches():
@@ -399,6 +404,8 @@ class FileJuggler(NonStopTask):
         self.by_address.pop(transfer.address, None)
         transfer.address = None
         transfer.failed = True
+        if transfer.stager is not None:
+            self.stage(transfer)
 
     # -- the fs queue ---------------------------------------------------------
 
@@ -419,6 +426,9 @@ class FileJuggler(NonStopTask):
                 continue
             if msg == 'PUBLISH':
                 self.publishing.append((address, data))
+                continue
+            if msg == 'STAGE':
+                self.do_stage(address, data)
                 continue
             self.answer(address, msg, getattr(self, 'do_' + msg.lower()),
                         data)
@@ -558,6 +568,37 @@ class FileJuggler(NonStopTask):
         # its hash again
         self.staged[key] = path
         return protocols.NoData
+
+    def do_stage(self, address, verify):
+        """Verify and stage slave *verify.slave_id*'s file as :meth:`do_check`
+        does, once its transfer is complete (at once if it is), and answer
+        *address* then with a :class:`~piwheels.protocols.StageOutcome`."""
+        transfer = self.expected.get(verify.slave_id)
+        if transfer is None:
+            self.reply(address, 'STAGE', protocols.StageOutcome(
+                verify.slave_id, verify.package, None, 'ERROR',
+                'slave {} has no transfer to stage (its file was refused)'
+                .format(verify.slave_id)))
+            return
+        transfer.stager = (address, verify)
+        if transfer.state.done or transfer.failed:
+            self.stage(transfer)
+
+    def stage(self, transfer):
+        """Answer the STAGE waiting on *transfer*, which has ended."""
+        (address, verify), transfer.stager = transfer.stager, None
+        try:
+            self.do_check(verify)
+        except TransferRetry as exc:
+            outcome, reason = 'RETRY', str(exc)
+        except (PiwheelsError, OSError) as exc:
+            self.logger.error('FileJuggler: STAGE failed: %s', exc)
+            outcome, reason = 'ERROR', str(exc) or 'STAGE failed'
+        else:
+            outcome, reason = 'STAGED', None
+        self.reply(address, 'STAGE', protocols.StageOutcome(
+            verify.slave_id, verify.package, transfer.file.filename, outcome,
+            reason and reason[:2000]))
 
     def do_publish(self, files):
         """Move staged files (already flushed to disk by the FileSyncer)

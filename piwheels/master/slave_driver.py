@@ -69,8 +69,9 @@ class SlaveDriver(PausingTask):
       (:data:`~piwheels.protocols.big_brother`): queue sizes and slaves;
     * ``fs_queue``: DEALER, connects ``config.fs_queue``
       (:data:`~piwheels.protocols.file_juggler_fs`): requests to FileJuggler,
-      asynchronously (it answers in order; a slave waiting on one is
-      answered when its reply comes);
+      asynchronously (it answers in order, but STAGE when the transfer
+      ends, naming the slave: a slave whose SENT waits on one is answered
+      then);
     * ``publish_queue``: DEALER, connects ``config.fs_queue``
       (:data:`~piwheels.protocols.file_juggler_fs`): PUBLISH requests, which
       FileJuggler answers once their files are on disk (after answers to
@@ -129,6 +130,12 @@ class SlaveDriver(PausingTask):
         self.publish_queue.connect(config.fs_queue)
         # what to do with each FileJuggler reply, by queue
         self.fs_pending = {self.fs_queue: deque(), self.publish_queue: deque()}
+        # files being sent: slave id -> (SlaveState, filename) from SEND
+        # until SENT is answered; the StageOutcome of each that came before
+        # its SENT; the slaves whose SENT waits on one
+        self.transfers = {}
+        self.stage_outcomes = {}
+        self.sent_waiting = set()
         self.slaves = {}          # address -> SlaveState
         self.hellos = {}          # address -> the slave's SlaveHello
         self.queues = {}          # ABI -> deque of PackageVersion
@@ -494,42 +501,73 @@ class SlaveDriver(PausingTask):
         answer: it keeps a HELLO that beats the EXPECT, and if it refuses the
         file the transfer ends at once and fails to verify.
         """
-        build = slave.build
-        filename = build.next_file
+        filename = slave.build.next_file
         if filename is None:
             self.finish(slave)
             return 'DONE', NoData
         self.fs_request('EXPECT', protocols.ExpectFile(
-            slave.slave_id, build.files[filename]))
+            slave.slave_id, slave.build.files[filename]))
+        self.stage(slave, filename)
         return 'SEND', filename
 
+    def stage(self, slave, filename):
+        """Have FileJuggler verify and stage *filename* from *slave* as soon
+        as its transfer ends (its answer, a StageOutcome, overtakes the
+        others: :meth:`staged` takes it)."""
+        self.fs_queue.send_msg('STAGE', protocols.VerifyFile(
+            slave.slave_id, slave.build.package))
+        self.transfers[slave.slave_id] = (slave, filename)
+
     def do_sent(self, slave):
-        """The slave sent the wheel asked for: have FileJuggler verify it,
-        then SEND the next, SEND it again, or finish (replied later)."""
-        build = slave.build
-        if build is None or build.next_file is None:
+        """The slave sent the wheel asked for: once FileJuggler verified it
+        (usually already), SEND the next, SEND it again, or finish."""
+        if slave.build is None or slave.slave_id not in self.transfers:
             self.logger.error('SlaveDriver: slave %d sent SENT with nothing '
                               'to send; ignored', slave.slave_id)
             return 'DONE', NoData
-        filename = build.next_file
+        outcome = self.stage_outcomes.pop(slave.slave_id, None)
+        if outcome is None:
+            self.sent_waiting.add(slave.slave_id)
+            return None
+        return self.transferred(slave, outcome)
 
-        def checked(msg, data):
-            if msg == 'RETRY':
-                self.logger.warning('SlaveDriver: %s', data)
-                self.reply(slave, 'SEND', filename)
-            elif msg == 'ERROR':
-                self.logger.error('SlaveDriver: slave %d: %s',
-                                  slave.slave_id, data)
-                self.fail(build, 'network', 'transfer of {} failed: {}'.format(
-                    filename, data))
-                self.finish(slave)
-                self.reply(slave, 'DONE', NoData)
-            else:
-                build.files[filename].verified()
-                self.reply(slave, *self.send_next(slave))
-        self.fs_request('CHECK', protocols.VerifyFile(
-            slave.slave_id, build.package), checked)
-        return None
+    def staged(self, outcome):
+        """FileJuggler says how a transfer ended: answer the slave's SENT if
+        it waits, else keep the outcome for it (a file staged for a slave
+        gone meanwhile is discarded)."""
+        slave, filename = self.transfers.get(outcome.slave_id, (None, None))
+        if slave is None or outcome.filename not in (None, filename):
+            if outcome.outcome == 'STAGED':
+                self.discard([protocols.StagedFile(
+                    outcome.slave_id, outcome.package, outcome.filename)])
+            return
+        if outcome.outcome == 'STAGED':
+            # from now on a dropped build discards it
+            slave.build.files[filename].verified()
+        if outcome.slave_id in self.sent_waiting:
+            self.sent_waiting.discard(outcome.slave_id)
+            self.reply(slave, *self.transferred(slave, outcome))
+        else:
+            self.stage_outcomes[outcome.slave_id] = outcome
+
+    def transferred(self, slave, outcome):
+        """Return the reply to the SENT of *slave*, whose transfer ended as
+        *outcome* says: SEND the next file, SEND it again, or DONE."""
+        build = slave.build
+        slave_id, filename = slave.slave_id, self.transfers.pop(
+            slave.slave_id)[1]
+        if outcome.outcome == 'RETRY':
+            self.logger.warning('SlaveDriver: %s', outcome.reason)
+            self.stage(slave, filename)
+            return 'SEND', filename
+        if outcome.outcome == 'ERROR':
+            self.logger.error('SlaveDriver: slave %d: %s', slave_id,
+                              outcome.reason)
+            self.fail(build, 'network', 'transfer of {} failed: {}'.format(
+                filename, outcome.reason))
+            self.finish(slave)
+            return 'DONE', NoData
+        return self.send_next(slave)
 
     def fs_request(self, msg, data, callback=None):
         """Send a request to FileJuggler (PUBLISH on the publish queue, the
@@ -541,9 +579,9 @@ class SlaveDriver(PausingTask):
 
     def handle_fs_reply(self, queue, limit=100):
         """Act on FileJuggler's answers waiting on *queue* (up to *limit*),
-        each to the oldest request unanswered there (slaves wait on some of
-        them: taking one a cycle left them queueing behind the cycles'
-        requests)."""
+        each to the oldest request unanswered there, STAGE to the slave it
+        names (slaves wait on those: taking one a cycle left them queueing
+        behind the cycles' requests)."""
         for _ in range(limit):
             try:
                 msg, data = queue.recv_msg(transport.NOBLOCK)
@@ -551,6 +589,9 @@ class SlaveDriver(PausingTask):
                 return
             except protocols.ProtocolError as exc:
                 msg, data = 'ERROR', str(exc)[:2000]
+            if msg == 'STAGE':
+                self.staged(data)
+                continue
             request, callback = self.fs_pending[queue].popleft()
             if callback is not None:
                 callback(msg, data)
@@ -617,6 +658,9 @@ class SlaveDriver(PausingTask):
         if slave.build is not None:
             self.discard(staged_files(slave.build, transferred_only=True))
             self.fs_request('ABORT', slave.slave_id)
+        self.transfers.pop(slave.slave_id, None)
+        self.stage_outcomes.pop(slave.slave_id, None)
+        self.sent_waiting.discard(slave.slave_id)
         self.release(slave)
         slave.build_request = slave.build_started = slave.build = None
 

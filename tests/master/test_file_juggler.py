@@ -105,6 +105,90 @@ def test_file_juggler_discard_leaves_nothing(master_config, juggler, fs,
     assert not os.path.exists(published(master_config))
 
 
+@pytest.fixture
+def stager(master_config, peer, juggler):
+    """SlaveDriver's side of STAGE: a DEALER sending EXPECT then STAGE
+    (whose answer comes when the transfer ends); returns a function
+    sending them, and one waiting for the next StageOutcome."""
+    dealer = peer(transport.DEALER, protocols.file_juggler_fs.reversed(),
+                  connect=master_config.fs_queue)
+
+    def expect_and_stage(file=None, slave_id=1):
+        dealer.send('EXPECT', protocols.ExpectFile(slave_id,
+                                                   file or built_file()))
+        dealer.send('STAGE', protocols.VerifyFile(slave_id, 'foo'))
+
+    def outcome():
+        while True:
+            poll_until(juggler, lambda: dealer.socket.poll(0))
+            msg, data = dealer.recv()
+            if msg == 'STAGE':
+                return data
+    return expect_and_stage, outcome, dealer
+
+
+def test_file_juggler_stage_answered_when_transfer_ends(
+        master_config, juggler, slave, stager):
+    expect_and_stage, outcome, dealer = stager
+    expect_and_stage()
+    juggler.poll(1)
+    # nothing but EXPECT's answer before the file arrived
+    assert dealer.recv() == ('EXPECT', protocols.NoData)
+    assert not dealer.socket.poll(0)
+    send_file(juggler, slave)
+    assert outcome() == protocols.StageOutcome(1, 'foo', FILENAME, 'STAGED',
+                                               None)
+    staged, = incoming(master_config)
+    assert staged == '1~foo~{}.staged'.format(FILENAME)
+    assert not os.path.exists(published(master_config))
+
+
+def test_file_juggler_stage_of_a_bad_copy_retries_then_fails(
+        master_config, juggler, slave, stager):
+    expect_and_stage, outcome, dealer = stager
+    expect_and_stage()
+    zeros = lambda offset, data: (offset, b'\0' * len(data))  # noqa: E731
+    send_file(juggler, slave, chunk=zeros)
+    retry = outcome()
+    assert retry.outcome == 'RETRY' and 'does not match' in retry.reason
+    # SlaveDriver asks again and the slave sends it again
+    for attempt in range(master_config.transfer_retries - 1):
+        dealer.send('STAGE', protocols.VerifyFile(1, 'foo'))
+        send_file(juggler, slave, chunk=zeros)
+        assert outcome().outcome == 'RETRY'
+    dealer.send('STAGE', protocols.VerifyFile(1, 'foo'))
+    send_file(juggler, slave, chunk=zeros)
+    error = outcome()
+    assert error.outcome == 'ERROR' and 'giving up' in error.reason
+    assert incoming(master_config) == []
+
+
+def test_file_juggler_stage_of_a_refused_file_fails(master_config, juggler,
+                                                    stager):
+    expect_and_stage, outcome, dealer = stager
+    expect_and_stage(built_file()._replace(
+        filesize=master_config.max_file_size + 1))
+    error = outcome()
+    assert (error.filename, error.outcome) == (None, 'ERROR')
+    assert 'no transfer' in error.reason
+
+
+def test_file_juggler_stage_of_a_transfer_given_up_fails(
+        master_config, juggler, slave, stager, monkeypatch):
+    monkeypatch.setattr(file_juggler, 'FETCH_TIMEOUT',
+                        file_juggler.timedelta(0))
+    monkeypatch.setattr(file_juggler, 'MAX_REFETCHES', 0)
+    expect_and_stage, outcome, dealer = stager
+    expect_and_stage()
+    slave.send('HELLO', 1)
+    poll_until(juggler, lambda: slave.socket.poll(0))
+    # the slave vanishes: its chunks never come
+    juggler.refetch_lost()
+    error = outcome()
+    assert error.outcome == 'ERROR' and 'giving up' in error.reason
+    assert incoming(master_config) == []
+
+
 def test_file_juggler_publish_answered_after_later_requests(
         master_config, juggler, fs, slave, peer):
     """PUBLISH waits for its file to reach the disk (flushed in

@@ -373,6 +373,31 @@ def test_slave_driver_corrupt_transfer_sent_again_then_fails(
     assert os.listdir(os.path.join(master_config.output_path, '.incoming')) == []
 
 
+@pytest.mark.parametrize('outcome_first', [True, False])
+def test_slave_driver_slave_gone_before_sent_leaves_nothing_staged(
+        master_config, with_build_abis, driver, caplog, slave, outcome_first):
+    """A slave vanishing between sending its wheel and saying SENT: the
+    wheel FileJuggler verified and staged for it (before telling it DONE)
+    is deleted, whether SlaveDriver heard of it before forgetting the slave
+    or after."""
+    file, content = wheel()
+    msg, filename = slave.request('BUILT', result([(file, content)]), driver)
+    assert msg == 'SEND'
+    slave.transfer(content)
+    incoming = os.path.join(master_config.output_path, '.incoming')
+    assert os.listdir(incoming) == ['{}~foo~{}.staged'.format(
+        slave.slave_id, filename)]
+    if outcome_first:
+        poll_until(driver, lambda: slave.slave_id in driver.stage_outcomes)
+    for state in driver.slaves.values():
+        state.last_seen -= master_config.slave_timeout * 2
+    driver.remove_expired()
+    assert 'will be retried' in caplog.text
+    poll_until(driver, lambda: not os.listdir(incoming))
+    assert not os.path.exists(os.path.join(master_config.output_path,
+                                           'simple'))
+
+
 def test_slave_driver_replays_slaves_for_a_new_monitor(driver, slaves,
                                                        queues, slave):
     busy = stats()
