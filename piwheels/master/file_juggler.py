@@ -204,8 +204,9 @@ class FileJuggler(NonStopTask):
         self.flushing = []
         self.early = {}        # slave id -> address of a HELLO before EXPECT
         self.refused = set()   # slave ids whose EXPECT failed
-        # requests first in each cycle: a slave that said SENT waits on
-        # CHECK, behind a whole cycle of chunks otherwise
+        # requests first in each cycle: a slave's transfer waits on its
+        # EXPECT (and an importer's SENT on CHECK), behind a whole cycle of
+        # chunks otherwise
         self.register(self.fs_queue, self.handle_fs_request)
         self.register(self.file_queue, self.handle_file)
         self.register(self.sync_queue, self.handle_synced)
