@@ -930,14 +930,23 @@ class VerifyFile(typing.NamedTuple):
 
 
 @payload
+class StageFile(typing.NamedTuple):
+    """Tell FileJuggler a transfer is coming, to be verified and staged the
+    moment it ends (file_juggler_fs STAGE: EXPECT and CHECK in one)."""
+
+    slave_id: Count            # the slave that will send it
+    package: Name              # the package whose directory receives it
+    file: BuiltFile            # the file, with its size and hash
+
+
+@payload
 class StageOutcome(typing.NamedTuple):
     """What became of a file SlaveDriver asked FileJuggler to STAGE once
     its transfer was complete (file_juggler_fs STAGE reply)."""
 
     slave_id: Count            # the slave that sent it
     package: Name              # the package whose directory receives it
-    filename: typing.Optional[Filename]  # the wheel (None: there was no
-    # transfer, its EXPECT failed)
+    filename: Filename         # the wheel
     outcome: typing.Literal['STAGED', 'RETRY', 'ERROR']  # verified and
     # staged; did not verify and must be sent again; failed for good
     reason: typing.Optional[ErrorText]  # why (None when STAGED)
@@ -1391,9 +1400,10 @@ file_juggler_fs = Protocol(name='file_juggler_fs', recv={
     # (staged) until PUBLISH or DISCARD: SlaveDriver's builds reach the
     # database after the transfer, and the database decides whether the file
     # is new, the same as the published one, or a conflict
-    'STAGE': VerifyFile,   # as CHECK, but sent right after EXPECT and
-    # answered as soon as the transfer is complete (or has failed), so that
-    # a slave saying SENT finds the outcome waiting
+    'STAGE': StageFile,    # EXPECT and CHECK in one, answered as soon as
+    # the transfer is complete (or has failed), so that a slave saying SENT
+    # finds the outcome waiting; the same file again (after RETRY) keeps
+    # the transfer and its count of attempts
     'PUBLISH': Batch(StagedFile, MAX_STAGED_BATCH),  # move staged files
     # into the output (a database batch's, flushed to disk together)
     'DISCARD': Batch(StagedFile, MAX_STAGED_BATCH),  # delete staged files

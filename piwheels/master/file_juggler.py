@@ -12,8 +12,8 @@ Nothing partial is ever visible in the output: a file is received into
 ``.incoming/`` under the output directory (readable by the master only),
 verified against the SHA256 the slave announced (a mismatch fetches it
 again, a bounded number of times), and then either published at once
-(VERIFY) or held as *staged* (CHECK, or STAGE: SlaveDriver asks with its
-EXPECT, and is answered the moment the transfer ends, before the slave says
+(VERIFY) or held as *staged* (CHECK; or STAGE, SlaveDriver's EXPECT and
+CHECK in one, answered the moment the transfer ends, before the slave says
 SENT) until the build is in the database,
 which decides whether the file is new, identical to the published one, or
 a conflict (PUBLISH or DISCARD). A published file is moved into
@@ -570,18 +570,26 @@ class FileJuggler(NonStopTask):
         self.staged[key] = path
         return protocols.NoData
 
-    def do_stage(self, address, verify):
-        """Verify and stage slave *verify.slave_id*'s file as :meth:`do_check`
-        does, once its transfer is complete (at once if it is), and answer
-        *address* then with a :class:`~piwheels.protocols.StageOutcome`."""
-        transfer = self.expected.get(verify.slave_id)
-        if transfer is None:
-            self.reply(address, 'STAGE', protocols.StageOutcome(
-                verify.slave_id, verify.package, None, 'ERROR',
-                'slave {} has no transfer to stage (its file was refused)'
-                .format(verify.slave_id)))
-            return
-        transfer.stager = (address, verify)
+    def do_stage(self, address, stage):
+        """Expect *stage.file* from slave *stage.slave_id* (as
+        :meth:`do_expect`; the same file again, after a RETRY, keeps its
+        transfer), verify and stage it as :meth:`do_check` once the transfer
+        is complete, and answer *address* then with a
+        :class:`~piwheels.protocols.StageOutcome`."""
+        transfer = self.expected.get(stage.slave_id)
+        if transfer is None or transfer.file != stage.file:
+            try:
+                self.do_expect(protocols.ExpectFile(stage.slave_id,
+                                                    stage.file))
+            except (PiwheelsError, OSError) as exc:
+                self.logger.error('FileJuggler: STAGE failed: %s', exc)
+                self.reply(address, 'STAGE', protocols.StageOutcome(
+                    stage.slave_id, stage.package, stage.file.filename,
+                    'ERROR', str(exc)[:2000] or 'STAGE failed'))
+                return
+            transfer = self.expected[stage.slave_id]
+        transfer.stager = (address, protocols.VerifyFile(stage.slave_id,
+                                                         stage.package))
         if transfer.state.done or transfer.failed:
             self.stage(transfer)
 

@@ -497,25 +497,23 @@ class SlaveDriver(PausingTask):
     def send_next(self, slave):
         """Ask for the build's next wheel (SEND), or finish (DONE).
 
-        FileJuggler is told to EXPECT the file without waiting for its
-        answer: it keeps a HELLO that beats the EXPECT, and if it refuses the
-        file the transfer ends at once and fails to verify.
+        FileJuggler is told to expect the file (STAGE) without waiting for
+        its answer: it keeps a HELLO that beats the STAGE, and if it refuses
+        the file the transfer ends at once and the build fails.
         """
         filename = slave.build.next_file
         if filename is None:
             self.finish(slave)
             return 'DONE', NoData
-        self.fs_request('EXPECT', protocols.ExpectFile(
-            slave.slave_id, slave.build.files[filename]))
         self.stage(slave, filename)
         return 'SEND', filename
 
     def stage(self, slave, filename):
-        """Have FileJuggler verify and stage *filename* from *slave* as soon
-        as its transfer ends (its answer, a StageOutcome, overtakes the
-        others: :meth:`staged` takes it)."""
-        self.fs_queue.send_msg('STAGE', protocols.VerifyFile(
-            slave.slave_id, slave.build.package))
+        """Have FileJuggler expect *filename* from *slave*, and verify and
+        stage it as soon as its transfer ends (its answer, a StageOutcome,
+        overtakes the others: :meth:`staged` takes it)."""
+        self.fs_queue.send_msg('STAGE', protocols.StageFile(
+            slave.slave_id, slave.build.package, slave.build.files[filename]))
         self.transfers[slave.slave_id] = (slave, filename)
 
     def do_sent(self, slave):
@@ -536,7 +534,7 @@ class SlaveDriver(PausingTask):
         it waits, else keep the outcome for it (a file staged for a slave
         gone meanwhile is discarded)."""
         slave, filename = self.transfers.get(outcome.slave_id, (None, None))
-        if slave is None or outcome.filename not in (None, filename):
+        if slave is None or outcome.filename != filename:
             if outcome.outcome == 'STAGED':
                 self.discard([protocols.StagedFile(
                     outcome.slave_id, outcome.package, outcome.filename)])

@@ -107,16 +107,15 @@ def test_file_juggler_discard_leaves_nothing(master_config, juggler, fs,
 
 @pytest.fixture
 def stager(master_config, peer, juggler):
-    """SlaveDriver's side of STAGE: a DEALER sending EXPECT then STAGE
-    (whose answer comes when the transfer ends); returns a function
-    sending them, and one waiting for the next StageOutcome."""
+    """SlaveDriver's side of STAGE: a DEALER sending STAGE (whose answer
+    comes when the transfer ends); returns a function sending it, one
+    waiting for the next StageOutcome, and the DEALER."""
     dealer = peer(transport.DEALER, protocols.file_juggler_fs.reversed(),
                   connect=master_config.fs_queue)
 
-    def expect_and_stage(file=None, slave_id=1):
-        dealer.send('EXPECT', protocols.ExpectFile(slave_id,
-                                                   file or built_file()))
-        dealer.send('STAGE', protocols.VerifyFile(slave_id, 'foo'))
+    def stage(file=None, slave_id=1):
+        dealer.send('STAGE', protocols.StageFile(slave_id, 'foo',
+                                                 file or built_file()))
 
     def outcome():
         while True:
@@ -124,16 +123,15 @@ def stager(master_config, peer, juggler):
             msg, data = dealer.recv()
             if msg == 'STAGE':
                 return data
-    return expect_and_stage, outcome, dealer
+    return stage, outcome, dealer
 
 
 def test_file_juggler_stage_answered_when_transfer_ends(
         master_config, juggler, slave, stager):
-    expect_and_stage, outcome, dealer = stager
-    expect_and_stage()
+    stage, outcome, dealer = stager
+    stage()
     juggler.poll(1)
-    # nothing but EXPECT's answer before the file arrived
-    assert dealer.recv() == ('EXPECT', protocols.NoData)
+    # no answer before the file arrived
     assert not dealer.socket.poll(0)
     send_file(juggler, slave)
     assert outcome() == protocols.StageOutcome(1, 'foo', FILENAME, 'STAGED',
@@ -145,18 +143,18 @@ def test_file_juggler_stage_answered_when_transfer_ends(
 
 def test_file_juggler_stage_of_a_bad_copy_retries_then_fails(
         master_config, juggler, slave, stager):
-    expect_and_stage, outcome, dealer = stager
-    expect_and_stage()
+    stage, outcome, dealer = stager
+    stage()
     zeros = lambda offset, data: (offset, b'\0' * len(data))  # noqa: E731
     send_file(juggler, slave, chunk=zeros)
     retry = outcome()
     assert retry.outcome == 'RETRY' and 'does not match' in retry.reason
     # SlaveDriver asks again and the slave sends it again
     for attempt in range(master_config.transfer_retries - 1):
-        dealer.send('STAGE', protocols.VerifyFile(1, 'foo'))
+        stage()
         send_file(juggler, slave, chunk=zeros)
         assert outcome().outcome == 'RETRY'
-    dealer.send('STAGE', protocols.VerifyFile(1, 'foo'))
+    stage()
     send_file(juggler, slave, chunk=zeros)
     error = outcome()
     assert error.outcome == 'ERROR' and 'giving up' in error.reason
@@ -165,12 +163,12 @@ def test_file_juggler_stage_of_a_bad_copy_retries_then_fails(
 
 def test_file_juggler_stage_of_a_refused_file_fails(master_config, juggler,
                                                     stager):
-    expect_and_stage, outcome, dealer = stager
-    expect_and_stage(built_file()._replace(
-        filesize=master_config.max_file_size + 1))
+    stage, outcome, dealer = stager
+    stage(built_file()._replace(filesize=master_config.max_file_size + 1))
     error = outcome()
-    assert (error.filename, error.outcome) == (None, 'ERROR')
-    assert 'no transfer' in error.reason
+    assert (error.filename, error.outcome) == (FILENAME, 'ERROR')
+    assert 'larger than the' in error.reason
+    assert incoming(master_config) == []
 
 
 def test_file_juggler_stage_of_a_transfer_given_up_fails(
@@ -178,8 +176,8 @@ def test_file_juggler_stage_of_a_transfer_given_up_fails(
     monkeypatch.setattr(file_juggler, 'FETCH_TIMEOUT',
                         file_juggler.timedelta(0))
     monkeypatch.setattr(file_juggler, 'MAX_REFETCHES', 0)
-    expect_and_stage, outcome, dealer = stager
-    expect_and_stage()
+    stage, outcome, dealer = stager
+    stage()
     slave.send('HELLO', 1)
     poll_until(juggler, lambda: slave.socket.poll(0))
     # the slave vanishes: its chunks never come
