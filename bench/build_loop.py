@@ -39,9 +39,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from piwheels import __version__, protocols, transport  # noqa: E402
-from piwheels.initdb import InitDB, get_connection, get_script  # noqa: E402
+from piwheels.initdb import get_connection  # noqa: E402
 from piwheels.pgcluster import PrivateCluster, free_port  # noqa: E402
 from sqlalchemy import text  # noqa: E402
+
+from farmdb import create_piwheels_database  # noqa: E402
 
 ABI = 'cp311'
 
@@ -51,12 +53,7 @@ def prepare_database(path, versions):
     *versions* versions waiting to be built for :data:`ABI`; return
     ``(cluster, user_dsn)``."""
     cluster = PrivateCluster(os.path.join(path, 'pg')).start()
-    cluster.psql("CREATE ROLE piwheels LOGIN PASSWORD 'piwheels'")
-    cluster.psql('CREATE DATABASE piwheels')
-    conn = get_connection(cluster.dsn(database='piwheels'))
-    with conn.begin():
-        InitDB().run_script(conn, get_script(), 'piwheels')
-    conn.close()
+    dsn = create_piwheels_database(cluster)
     cluster.psql(
         "INSERT INTO build_abis (abi_tag) VALUES ('{abi}');"
         "INSERT INTO packages (package) "
@@ -67,8 +64,7 @@ def prepare_database(path, versions):
     # as piw-initdb --add-abi does (autovacuum never analyzes a table this
     # small; the other tables grow during the run and are left to it)
     cluster.psql('ANALYZE build_abis', database='piwheels')
-    return cluster, cluster.dsn(user='piwheels', password='piwheels',
-                                database='piwheels')
+    return cluster, dsn
 
 
 #: a reply slower than this (seconds) misses the target

@@ -29,13 +29,13 @@ from datetime import timedelta
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
-from piwheels.initdb import InitDB, get_connection, get_script  # noqa: E402
+from piwheels.initdb import get_connection  # noqa: E402
 from piwheels.master.db import Database  # noqa: E402
 from piwheels.pgcluster import PrivateCluster  # noqa: E402
 from piwheels.states import BuildState, FileState  # noqa: E402
 
-USER = 'piwheels'
-PASSWORD = 'piwheels'
+from farmdb import create_piwheels_database  # noqa: E402
+
 
 #: the synthetic data, in SQL; :packages and :versions are filled in
 GENERATE = [
@@ -144,12 +144,8 @@ def main(args=None):
     path = tempfile.mkdtemp(prefix='piwbench-db-')
     cluster = PrivateCluster(os.path.join(path, 'cluster')).start()
     try:
-        cluster.psql("CREATE ROLE {} LOGIN PASSWORD '{}'".format(USER, PASSWORD))
-        cluster.psql('CREATE DATABASE piwbench')
-        superuser_dsn = cluster.dsn(database='piwbench')
-        conn = get_connection(superuser_dsn)
-        with conn.begin():
-            InitDB().run_script(conn, get_script(), USER)
+        user_dsn = create_piwheels_database(cluster, 'piwbench')
+        conn = get_connection(cluster.dsn(database='piwbench'))
         print('Generating {:,} packages x {} versions, 3 ABIs:'.format(
             config.packages, config.versions_per_package))
         started = time.perf_counter()
@@ -171,7 +167,7 @@ def main(args=None):
                 "SELECT pg_size_pretty(pg_database_size('piwbench'))").scalar()
             print('  {:<20} {:>12}'.format('database size', size))
 
-        db = Database(cluster.dsn(user=USER, password=PASSWORD, database='piwbench'))
+        db = Database(user_dsn)
         try:
             print('Timings (as the master\'s ordinary role):')
             times, queue = timed(db.get_build_queue, 1000, repeat=config.runs)

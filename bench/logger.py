@@ -29,8 +29,9 @@ from datetime import datetime, timedelta, timezone
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from piwheels.initdb import InitDB, get_connection, get_script  # noqa: E402
 from piwheels.pgcluster import PrivateCluster  # noqa: E402
+
+from farmdb import create_piwheels_database  # noqa: E402
 
 ABI = 'cp311'
 
@@ -125,12 +126,7 @@ def prepare_database(path, packages):
     """Start a cluster in *path* with the piwheels database and *packages*
     packages with a published wheel each; return ``(cluster, user_dsn)``."""
     cluster = PrivateCluster(os.path.join(path, 'pg')).start()
-    cluster.psql("CREATE ROLE piwheels LOGIN PASSWORD 'piwheels'")
-    cluster.psql('CREATE DATABASE piwheels')
-    conn = get_connection(cluster.dsn(database='piwheels'))
-    with conn.begin():
-        InitDB().run_script(conn, get_script(), 'piwheels')
-    conn.close()
+    dsn = create_piwheels_database(cluster)
     cluster.psql(
         "INSERT INTO build_abis (abi_tag) VALUES ('{abi}');"
         "INSERT INTO packages (package) "
@@ -145,8 +141,7 @@ def prepare_database(path, packages):
         "platform_tag) SELECT package || '-1.0-py3-none-any.whl', build_id, "
         "1234, repeat('0', 64), package, '1.0', 'py3', 'none', 'any' "
         "FROM builds;".format(abi=ABI, count=packages), database='piwheels')
-    return cluster, cluster.dsn(user='piwheels', password='piwheels',
-                                database='piwheels')
+    return cluster, dsn
 
 
 def start_master(dsn, path):
