@@ -130,12 +130,9 @@ class SlaveDriver(PausingTask):
         self.publish_queue.connect(config.fs_queue)
         # what to do with each FileJuggler reply, by queue
         self.fs_pending = {self.fs_queue: deque(), self.publish_queue: deque()}
-        # files being sent: slave id -> (SlaveState, filename) from SEND
-        # until SENT is answered; the StageOutcome of each that came before
-        # its SENT; the slaves whose SENT waits on one
+        # files being sent: slave id -> Transfer, from SEND until SENT is
+        # answered
         self.transfers = {}
-        self.stage_outcomes = {}
-        self.sent_waiting = set()
         self.slaves = {}          # address -> SlaveState
         self.hellos = {}          # address -> the slave's SlaveHello
         self.queues = {}          # ABI -> deque of PackageVersion
@@ -514,46 +511,46 @@ class SlaveDriver(PausingTask):
         overtakes the others: :meth:`staged` takes it)."""
         self.fs_queue.send_msg('STAGE', protocols.StageFile(
             slave.slave_id, slave.build.package, slave.build.files[filename]))
-        self.transfers[slave.slave_id] = (slave, filename)
+        self.transfers[slave.slave_id] = Transfer(slave, filename)
 
     def do_sent(self, slave):
         """The slave sent the wheel asked for: once FileJuggler verified it
         (usually already), SEND the next, SEND it again, or finish."""
-        if slave.build is None or slave.slave_id not in self.transfers:
+        transfer = self.transfers.get(slave.slave_id)
+        if slave.build is None or transfer is None:
             self.logger.error('SlaveDriver: slave %d sent SENT with nothing '
                               'to send; ignored', slave.slave_id)
             return 'DONE', NoData
-        outcome = self.stage_outcomes.pop(slave.slave_id, None)
-        if outcome is None:
-            self.sent_waiting.add(slave.slave_id)
+        if transfer.outcome is None:
+            transfer.sent = True
             return None
-        return self.transferred(slave, outcome)
+        return self.transferred(slave, transfer.outcome)
 
     def staged(self, outcome):
         """FileJuggler says how a transfer ended: answer the slave's SENT if
         it waits, else keep the outcome for it (a file staged for a slave
         gone meanwhile is discarded)."""
-        slave, filename = self.transfers.get(outcome.slave_id, (None, None))
-        if slave is None or outcome.filename != filename:
+        transfer = self.transfers.get(outcome.slave_id)
+        if transfer is None or outcome.filename != transfer.filename:
             if outcome.outcome == 'STAGED':
                 self.discard([protocols.StagedFile(
                     outcome.slave_id, outcome.package, outcome.filename)])
             return
+        slave = transfer.slave
         if outcome.outcome == 'STAGED':
             # from now on a dropped build discards it
-            slave.build.files[filename].verified()
-        if outcome.slave_id in self.sent_waiting:
-            self.sent_waiting.discard(outcome.slave_id)
+            slave.build.files[transfer.filename].verified()
+        if transfer.sent:
             self.reply(slave, *self.transferred(slave, outcome))
         else:
-            self.stage_outcomes[outcome.slave_id] = outcome
+            transfer.outcome = outcome
 
     def transferred(self, slave, outcome):
         """Return the reply to the SENT of *slave*, whose transfer ended as
         *outcome* says: SEND the next file, SEND it again, or DONE."""
         build = slave.build
-        slave_id, filename = slave.slave_id, self.transfers.pop(
-            slave.slave_id)[1]
+        slave_id = slave.slave_id
+        filename = self.transfers.pop(slave_id).filename
         if outcome.outcome == 'RETRY':
             self.logger.warning('SlaveDriver: %s', outcome.reason)
             self.stage(slave, filename)
@@ -657,8 +654,6 @@ class SlaveDriver(PausingTask):
             self.discard(staged_files(slave.build, transferred_only=True))
             self.fs_request('ABORT', slave.slave_id)
         self.transfers.pop(slave.slave_id, None)
-        self.stage_outcomes.pop(slave.slave_id, None)
-        self.sent_waiting.discard(slave.slave_id)
         self.release(slave)
         slave.build_request = slave.build_started = slave.build = None
 
@@ -816,6 +811,20 @@ class SlaveDriver(PausingTask):
                 self.stats_queue.send_msg(msg, data, transport.NOBLOCK)
             except transport.Again:
                 pass
+
+
+class Transfer:
+    """A file *slave* is sending: its *filename*, FileJuggler's
+    :class:`~piwheels.protocols.StageOutcome` once the transfer ended, and
+    whether the slave said SENT (and waits for the outcome)."""
+
+    __slots__ = ('slave', 'filename', 'outcome', 'sent')
+
+    def __init__(self, slave, filename):
+        self.slave = slave
+        self.filename = filename
+        self.outcome = None
+        self.sent = False
 
 
 def staged_files(build, transferred_only=False):

@@ -388,7 +388,7 @@ def test_slave_driver_slave_gone_before_sent_leaves_nothing_staged(
     assert os.listdir(incoming) == ['{}~foo~{}.staged'.format(
         slave.slave_id, filename)]
     if outcome_first:
-        poll_until(driver, lambda: slave.slave_id in driver.stage_outcomes)
+        poll_until(driver, lambda: driver.transfers[slave.slave_id].outcome)
     for state in driver.slaves.values():
         state.last_seen -= master_config.slave_timeout * 2
     driver.remove_expired()
