@@ -37,7 +37,7 @@ from ..exc import PiwheelsError, TransferError, TransportError
 from ..protocols import DiskUsage
 from ..states import FileState, TransferState
 from ..tasks import NonStopTask
-from .output import WebOutput, canonicalize, _syncfs as syncfs
+from .output import WebOutput, canonicalize, flush_to_disk, fsync_file
 from .rpc import RpcClient
 
 #: FETCHes in flight per transfer
@@ -133,14 +133,6 @@ def _unlink(path):
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def file_sha256(path):
@@ -272,7 +264,7 @@ class FileJuggler(NonStopTask):
         if known is not None and known == file_sha256(path):
             self.logger.warning('FileJuggler: publishing %s, recorded before '
                                 'the master stopped', filename)
-            _fsync(path)
+            fsync_file(path)
             self.move_into_place(path, package, filename)
         else:
             self.logger.warning('FileJuggler: removing %s, staged but never '
@@ -701,11 +693,7 @@ class FileSyncer(NonStopTask):
         many."""
         msg, paths = queue.recv_msg()
         try:
-            if len(paths) > SYNC_EACH_LIMIT:
-                syncfs(self.incoming)
-            else:
-                for path in paths:
-                    _fsync(path)
+            flush_to_disk(paths, self.incoming, SYNC_EACH_LIMIT)
         except OSError as exc:
             queue.send_msg('ERROR', 'unable to flush staged files to disk: '
                            '{}'.format(exc)[:2000])

@@ -117,6 +117,26 @@ def _syncfs(path):
         os.close(fd)
 
 
+def fsync_file(path):
+    """Flush the file at *path* to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def flush_to_disk(paths, root, each_limit=SYNC_EACH_LIMIT):
+    """Flush the files at *paths* to disk: each on its own when there are
+    no more than *each_limit*, else the whole file system holding *root*
+    with one syncfs."""
+    if len(paths) > each_limit:
+        _syncfs(root)
+    else:
+        for path in paths:
+            fsync_file(path)
+
+
 def _load_libc():
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -375,15 +395,7 @@ class FileBatch:
         staged, self._staged = self._staged, []
         self._made = []
         try:
-            if len(staged) > SYNC_EACH_LIMIT:
-                _syncfs(self.output.root)
-            else:
-                for tmp, _ in staged:
-                    fd = os.open(tmp, os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
+            flush_to_disk([tmp for tmp, _ in staged], self.output.root)
         except BaseException:
             _unlink_all(tmp for tmp, _ in staged)
             raise
