@@ -260,13 +260,30 @@ class Task(threading.Thread, metaclass=abc.ABCMeta):
             if events & flags:
                 self._call(handler, queue)
 
+    def waiting(self, queue, limit, addressed=False):
+        """Yield the messages waiting on *queue*, up to *limit*: ``(msg,
+        data)``, or ``(address, msg, data)`` from a ROUTER when *addressed*.
+        An invalid one is logged and counted as :meth:`poll` does, and
+        skipped. For handlers that take every message waiting in one call.
+        """
+        recv = queue.recv_addr_msg if addressed else queue.recv_msg
+        for _ in range(limit):
+            try:
+                yield recv(transport.NOBLOCK)
+            except transport.Again:
+                return
+            except ProtocolError as exc:
+                self._invalid_message(exc)
+
+    def _invalid_message(self, exc):
+        self.protocol_errors += 1
+        self.logger.error('%s: invalid message ignored: %s', self.name, exc)
+
     def _call(self, handler, *args):
         try:
             handler(*args)
         except ProtocolError as exc:
-            self.protocol_errors += 1
-            self.logger.error('%s: invalid message ignored: %s',
-                              self.name, exc)
+            self._invalid_message(exc)
         except PiwheelsError as exc:
             self.handler_errors += 1
             self.logger.error('%s: %s failed: %s', self.name,

@@ -276,16 +276,7 @@ class FileJuggler(NonStopTask):
     def handle_file(self, queue, limit=64):
         """Handle file-transfer messages from slaves (up to *limit* waiting
         ones per call, so a busy transfer cannot starve the other queues)."""
-        for _ in range(limit):
-            try:
-                address, msg, data = queue.recv_addr_msg(transport.NOBLOCK)
-            except transport.Again:
-                return
-            except protocols.ProtocolError as exc:
-                self.protocol_errors += 1
-                self.logger.error('FileJuggler: invalid message ignored: %s',
-                                  exc)
-                continue
+        for address, msg, data in self.waiting(queue, limit, addressed=True):
             transfer = self.by_address.get(address)
             try:
                 if msg == 'HELLO':
@@ -407,16 +398,7 @@ class FileJuggler(NonStopTask):
         SlaveDriver (up to *limit*). PUBLISH requests wait for the
         :class:`FileSyncer` to flush their files to disk, together, before
         they are renamed into place and answered."""
-        for _ in range(limit):
-            try:
-                address, msg, data = queue.recv_addr_msg(transport.NOBLOCK)
-            except transport.Again:
-                break
-            except protocols.ProtocolError as exc:
-                self.protocol_errors += 1
-                self.logger.error('FileJuggler: invalid request ignored: %s',
-                                  exc)
-                continue
+        for address, msg, data in self.waiting(queue, limit, addressed=True):
             if msg == 'PUBLISH':
                 self.publishing.append((address, data))
                 continue

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from multiprocessing.util import Finalize
 
 from .. import protocols, transport
-from ..exc import PiwheelsError, ProtocolError
+from ..exc import PiwheelsError
 from ..tasks import PauseableTask
 from .db import DELETED, Database
 from .output import (
@@ -178,25 +178,17 @@ class TheScribe(PauseableTask):
         self._carry_out(self.settle_rewrite)
         pending = OrderedDict()
         logs = []
-        for _ in range(BATCH_SIZE):
-            try:
-                msg, data = queue.recv_msg()
-            except ProtocolError as exc:
-                self.protocol_errors += 1
-                self.logger.error('%s: invalid message ignored: %s', self.name, exc)
+        for msg, data in self.waiting(queue, BATCH_SIZE):
+            if msg in ('PROJECT', 'BOTH') and data is not None:
+                pending[data] = pending.get(data, False) or msg == 'BOTH'
+            elif msg == 'LOG':
+                logs.append(data)
             else:
-                if msg in ('PROJECT', 'BOTH') and data is not None:
-                    pending[data] = pending.get(data, False) or msg == 'BOTH'
-                elif msg == 'LOG':
-                    logs.append(data)
-                else:
-                    self._carry_out(self.write_logs, logs)
-                    self._carry_out(self.write_packages, pending)
-                    pending = OrderedDict()
-                    logs = []
-                    self._carry_out(self._handle_other, msg, data)
-            if not queue.poll(0):
-                break
+                self._carry_out(self.write_logs, logs)
+                self._carry_out(self.write_packages, pending)
+                pending = OrderedDict()
+                logs = []
+                self._carry_out(self._handle_other, msg, data)
         self._carry_out(self.write_logs, logs)
         self._carry_out(self.write_packages, pending)
 

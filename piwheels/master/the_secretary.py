@@ -6,7 +6,7 @@ from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 
 from .. import protocols, transport
-from ..exc import PiwheelsError, ProtocolError
+from ..exc import PiwheelsError
 from ..tasks import PauseableTask
 from .the_oracle import DbClient
 
@@ -125,16 +125,7 @@ class TheSecretary(PauseableTask):
         second a cycle of this task (the interpreter handed back and forth
         at each ZeroMQ call) took long enough that its queue grew without
         end while TheScribe waited for work."""
-        for _ in range(limit):
-            try:
-                msg, data = queue.recv_msg(transport.NOBLOCK)
-            except transport.Again:
-                return
-            except ProtocolError as exc:
-                self.protocol_errors += 1
-                self.logger.error('%s: invalid message ignored: %s',
-                                  self.name, exc)
-                continue
+        for msg, data in self.waiting(queue, limit):
             if msg in ('PROJECT', 'BOTH') and data is not None:
                 self.hold(data, msg, _utcnow())
                 continue
