@@ -26,12 +26,16 @@ Pick a base class by what pausing means for the task:
 import abc
 import itertools
 import logging
+import multiprocessing
+import os
+import signal
+import sys
 import threading
 import time
 from datetime import timedelta
 
 from . import protocols, transport
-from .exc import PiwheelsError, ProtocolError
+from .exc import MasterError, PiwheelsError, ProtocolError
 
 _control_ids = itertools.count(1)
 
@@ -89,6 +93,11 @@ class Task(threading.Thread, metaclass=abc.ABCMeta):
         control queue (default: :data:`piwheels.protocols.task_control`);
         tasks that take more control messages pass an extension of it.
     """
+
+    #: whether the master runs this task in a process of its own (see
+    #: :class:`TaskProcess`); its queues to other tasks must then not be
+    #: ``inproc://`` addresses
+    own_process = False
 
     def __init__(self, config, control_protocol=protocols.task_control):
         super().__init__(name=type(self).__name__, daemon=True)
@@ -171,14 +180,8 @@ class Task(threading.Thread, metaclass=abc.ABCMeta):
         :param str msg: an action of the task's control protocol.
         :param data: its data, if the action takes any.
         """
-        queue = self.ctx.socket(
-            transport.PUSH, protocol=self.control_protocol.reversed(),
-            logger=self.logger)
-        try:
-            queue.connect(self.control_address)
-            queue.send_msg(msg, data)
-        finally:
-            queue.close()
+        send_control(self.control_address, self.control_protocol, msg, data,
+                     self.logger)
 
     def pause(self):
         """Ask the task to pause; harmless to repeat, and ignored by tasks
@@ -376,3 +379,158 @@ class PausingTask(PauseableTask):
         frames = queue.recv_multipart()
         self.logger.debug('%s: paused; discarded a message of %d bytes',
                           self.name, sum(len(frame) for frame in frames))
+
+
+def send_control(address, protocol, msg, data=protocols.NoData, logger=None):
+    """Send one message of control *protocol* to the control queue at
+    *address*, over a short-lived PUSH socket (so any thread may call it);
+    closing it waits a moment for the message to leave."""
+    queue = transport.Context.instance().socket(
+        transport.PUSH, protocol=protocol.reversed(), logger=logger)
+    try:
+        queue.connect(address)
+        queue.send_msg(msg, data)
+    finally:
+        queue.close()
+
+
+class TaskProcess:
+    """Runs a task in a process of its own, where it no longer takes turns on
+    the master's interpreter with the tasks that answer slaves; to the
+    master it looks like the task's thread (:attr:`name`, :meth:`start`,
+    :meth:`pause`, :meth:`resume`, :meth:`quit`, :meth:`join`,
+    :meth:`is_alive`, :attr:`failure`).
+
+    The process is started afresh (not forked: a forked ZeroMQ context is
+    unusable), builds the task from the same configuration, logs as the
+    master does, and relays the control messages that arrive on an
+    ``ipc://`` queue in *runtime_dir* to the task. It ends when the task
+    ends, on QUIT, on SIGTERM, or when the master is gone; Ctrl+C is the
+    master's to handle.
+
+    :param task_class: the task (a :class:`Task` taking the standard
+        control messages).
+    :param config: the master's configuration.
+    :param str runtime_dir: a private directory for the control queue.
+    """
+
+    #: how long :meth:`start` waits for the task to be set up
+    START_TIMEOUT = timedelta(minutes=1)
+
+    def __init__(self, task_class, config, runtime_dir):
+        self.name = task_class.__name__
+        self.logger = logging.getLogger('piwheels.tasks.' + self.name)
+        self.control_address = 'ipc://{}/{}-control'.format(
+            runtime_dir, self.name)
+        context = multiprocessing.get_context('spawn')
+        self._ready, child_end = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=run_task_process, name=self.name,
+            args=(task_class, config, self.control_address, child_end))
+
+    def start(self):
+        """Start the process and wait until its task runs.
+
+        :raises MasterError: if the task could not be set up (why, in one
+            line).
+        """
+        self._process.start()
+        timeout = self.START_TIMEOUT.total_seconds()
+        if not self._ready.poll(timeout):
+            self.kill()
+            raise MasterError('{}: its process did not start within {:.0f} '
+                              's'.format(self.name, timeout))
+        try:
+            problem = self._ready.recv()
+        except EOFError:
+            problem = 'its process ended while starting'
+        finally:
+            self._ready.close()
+        if problem is not None:
+            self._process.join(10)
+            raise MasterError('{}: {}'.format(self.name, problem))
+
+    @property
+    def failure(self):
+        """Why the process ended badly (``None`` while it runs, or if it
+        ended cleanly)."""
+        code = self._process.exitcode
+        if not code:
+            return None
+        if code < 0:
+            return RuntimeError('{} was killed by signal {}'.format(
+                self.name, -code))
+        return RuntimeError('{} exited with code {}'.format(self.name, code))
+
+    @property
+    def pid(self):
+        """The process's id (``None`` before :meth:`start`)."""
+        return self._process.pid
+
+    def is_alive(self):
+        return self._process.is_alive()
+
+    def join(self, timeout=None):
+        self._process.join(timeout)
+
+    def kill(self):
+        """End a process that would not stop."""
+        self._process.kill()
+        self._process.join(10)
+
+    def pause(self):
+        self._control('PAUSE')
+
+    def resume(self):
+        self._control('RESUME')
+
+    def quit(self):
+        self._control('QUIT')
+
+    def _control(self, msg):
+        if self.is_alive():
+            send_control(self.control_address, protocols.task_control, msg,
+                         logger=self.logger)
+
+
+def run_task_process(task_class, config, control_address, ready):
+    """The process of a :class:`TaskProcess`: set up and run the task,
+    relaying the messages of *control_address* to it, and tell the parent
+    over the pipe *ready* when it runs (``None``) or why it can't (a
+    line). Exits with 1 if the task failed."""
+    from .terminal import Command
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    terminated = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signo, frame: terminated.set())
+    Command.configure_logging(config)
+    master = os.getppid()
+    try:
+        task = task_class(config)
+        control = transport.Context.instance().socket(
+            transport.PULL, protocol=protocols.task_control,
+            logger=task.logger)
+        control.bind(control_address)
+    except Exception as exc:
+        ready.send(str(exc).splitlines()[0] if str(exc) else repr(exc))
+        sys.exit(1)
+    task.start()
+    ready.send(None)
+    ready.close()
+    try:
+        while task.is_alive():
+            if control.poll(1):
+                try:
+                    msg, data = control.recv_msg()
+                except ProtocolError as exc:
+                    task.logger.error('%s: invalid control message ignored: '
+                                      '%s', task.name, exc)
+                else:
+                    task.send_control(msg, data)
+            if terminated.is_set() or os.getppid() != master:
+                terminated.clear()
+                master = os.getppid()
+                task.quit()
+        task.join()
+    finally:
+        control.close(linger=0)
+    sys.exit(1 if task.failure is not None else 0)

@@ -2,15 +2,20 @@
 
 import argparse
 import logging
+import os
+import signal
+import time
 from datetime import timedelta
 
 import pytest
 
 from piwheels import protocols, transport
-from piwheels.exc import TransportError
+from piwheels.exc import MasterError, TransportError
+from piwheels.pgcluster import free_port
 from piwheels.protocols import NoData, Protocol
 from piwheels.tasks import (
-    NonStopTask, PauseableTask, PausingTask, Task, TaskControl, TaskQuit)
+    NonStopTask, PauseableTask, PausingTask, Task, TaskControl, TaskProcess,
+    TaskQuit)
 from tests.fixtures.zmq import RECV_TIMEOUT, inproc_address, poll_until
 
 ECHO = Protocol(name='echo', recv={
@@ -343,3 +348,87 @@ def test_task_close_closes_its_sockets(make_task):
     task = make_task(PauseableEcho)
     task.close()
     assert task.echo_queue.closed and task.control_queue.closed
+
+
+class ProcessEcho(EchoMixin, PauseableTask):
+    """An echo task built from its configuration alone, as the master builds
+    a task it runs in a process of its own."""
+
+    def __init__(self, config):
+        super().__init__(config, config.address)
+
+
+@pytest.fixture
+def echo_process(ipc_dir):
+    """Factory: a :class:`TaskProcess` running :class:`ProcessEcho` on an
+    ipc:// address (returned with it); each is stopped after the test."""
+    processes = []
+
+    def make(address=None):
+        config = argparse.Namespace(
+            address=address or 'ipc://{}/echo'.format(ipc_dir),
+            log_file=None, verbosity=logging.WARNING)
+        processes.append(TaskProcess(ProcessEcho, config, ipc_dir))
+        return processes[-1], config.address
+
+    yield make
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+
+
+def test_task_process_runs_the_task_and_quits(echo_process, peer):
+    task, address = echo_process()
+    task.start()
+    assert task.name == 'ProcessEcho' and task.pid != os.getpid()
+    client = peer(transport.DEALER, ECHO.reversed(), connect=address)
+    client.send('PING', 41)
+    assert client.recv() == ('PONG', 42)
+    task.quit()
+    task.join(RECV_TIMEOUT)
+    assert not task.is_alive()
+    assert task.failure is None
+
+
+def test_task_process_pauses_and_resumes(echo_process, peer):
+    task, address = echo_process()
+    task.start()
+    client = peer(transport.DEALER, ECHO.reversed(), connect=address)
+    task.pause()
+    # PAUSE travels through the process's relay, PING straight to the task
+    time.sleep(1)
+    client.send('PING', 1)
+    with pytest.raises(TransportError):
+        client.recv(timeout=1)
+    task.resume()
+    assert client.recv() == ('PONG', 2)
+
+
+def test_task_process_failure_is_reported(echo_process, peer):
+    task, address = echo_process()
+    task.start()
+    client = peer(transport.DEALER, ECHO.reversed(), connect=address)
+    client.send('CRASH')
+    task.join(RECV_TIMEOUT)
+    assert not task.is_alive()
+    assert str(task.failure) == 'ProcessEcho exited with code 1'
+
+
+def test_task_process_that_cannot_start_says_why(echo_process, peer):
+    task, address = echo_process(
+        'tcp://127.0.0.1:{}'.format(free_port()))
+    peer(transport.ROUTER, ECHO, bind=address)
+    with pytest.raises(MasterError) as exc:
+        task.start()
+    assert str(exc.value).startswith('ProcessEcho: ')
+    assert 'in use' in str(exc.value) and '\n' not in str(exc.value)
+    assert not task.is_alive()
+
+
+def test_task_process_stops_cleanly_on_sigterm(echo_process):
+    task, address = echo_process()
+    task.start()
+    os.kill(task.pid, signal.SIGTERM)
+    task.join(RECV_TIMEOUT)
+    assert not task.is_alive()
+    assert task.failure is None

@@ -2,7 +2,8 @@
 
 :class:`PiWheelsMaster` is the ``piw-master`` command. It checks the
 database, starts every task of :data:`TASKS` (each a thread talking to the
-others over ZeroMQ) and a relay forwarding the tasks' status messages
+others over ZeroMQ, or a process of its own for a task whose
+:attr:`~piwheels.tasks.Task.own_process` says so) and a relay forwarding the tasks' status messages
 (``--int-status-queue``) to the monitors' PUB queue, then spends its time in
 :meth:`PiWheelsMaster.main_loop` carrying out the monitors' control
 messages. SIGTERM, or a QUIT from a monitor, stops every task in reverse
@@ -12,9 +13,11 @@ order and exits.
 import gc
 import importlib
 import itertools
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -22,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from .. import __version__, protocols, transport
 from ..exc import ConfigError, MasterError, ProtocolError
 from ..systemd import Notifier
+from ..tasks import TaskProcess
 from ..terminal import Command, duration
 
 #: the master's tasks in the order they start: each task binds its own
@@ -138,6 +142,9 @@ class PiWheelsMaster(Command):
         self.relay = None
         self.relay_control = None
         self.monitor_events = None
+        #: a private directory for the ipc:// queues of the tasks run in
+        #: processes of their own
+        self.runtime_dir = None
         self.monitors = 0
         self.notifier = Notifier()
         self.quit_deadline = None
@@ -192,8 +199,11 @@ class PiWheelsMaster(Command):
                 ('slave', 'tcp://*:5555', 'talk to the build slaves'),
                 ('file', 'tcp://*:5556', 'receive files from the slaves'),
                 ('web', 'inproc://web', 'ask for web pages to be written'),
-                ('scribe', 'inproc://scribe',
-                 'pass the pages to write from the secretary to the scribe'),
+                ('scribe', None,
+                 'pass the pages to write from the secretary to the scribe, '
+                 'which runs in a process of its own (an ipc:// or tcp:// '
+                 'address; default: a socket in a private temporary '
+                 'directory)'),
                 ('builds', 'inproc://builds', 'pass on pending builds'),
                 ('db', 'inproc://db', 'talk to the database server'),
                 ('fs', 'inproc://fs', 'talk to the file-system server'),
@@ -236,6 +246,10 @@ class PiWheelsMaster(Command):
         if config.slave_timeout is None:
             config.slave_timeout = timedelta(
                 seconds=30 if config.dev_mode else 300)
+        if config.scribe_queue is not None and \
+                config.scribe_queue.startswith('inproc://'):
+            raise ConfigError('--scribe-queue cannot be an inproc:// address: '
+                              'TheScribe runs in a process of its own')
         if config.transfer_retries < 0:
             raise ConfigError('--transfer-retries must not be negative')
         if config.pypi_interval is None:
@@ -258,6 +272,9 @@ class PiWheelsMaster(Command):
         gc_threshold = gc.get_threshold()
         gc.set_threshold(GC_THRESHOLD, *gc_threshold[1:])
         ctx = transport.Context.instance()
+        self.runtime_dir = tempfile.mkdtemp(prefix='piw-master-')
+        if config.scribe_queue is None:
+            config.scribe_queue = 'ipc://{}/scribe'.format(self.runtime_dir)
         try:
             self.start_queues(ctx, config)
             self.start_tasks(config)
@@ -276,6 +293,7 @@ class PiWheelsMaster(Command):
             sys.setswitchinterval(switch_interval)
             gc.set_threshold(*gc_threshold)
             gc.unfreeze()
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
         failed = self.failed_tasks()
         self.tasks = []
         return 1 if failed else 0
@@ -346,11 +364,16 @@ class PiWheelsMaster(Command):
                 queue.close(linger=0)
 
     def start_tasks(self, config):
-        """Construct and start every available task of :data:`TASKS`."""
+        """Construct and start every available task of :data:`TASKS`, in
+        a process of its own for a task that asks for one."""
         for task_class, option in load_tasks(logger=self.logger):
             for _ in range(getattr(config, option) if option else 1):
                 try:
-                    task = task_class(config)
+                    if task_class.own_process:
+                        task = TaskProcess(task_class, config,
+                                           self.runtime_dir)
+                    else:
+                        task = task_class(config)
                 except transport.ZMQError as exc:
                     raise MasterError('{}: unable to set up its queues: '
                                       '{}'.format(task_class.__name__, exc))
@@ -361,8 +384,8 @@ class PiWheelsMaster(Command):
         """Stop the tasks newest first, each before the tasks it depends on
         (a task waiting on another's reply must not find it gone). A task
         that does not stop in time is left behind (tasks are daemon
-        threads), so the master always exits within :data:`STOP_TIMEOUT`
-        or so."""
+        threads; a task's own process is killed), so the master always
+        exits within :data:`STOP_TIMEOUT` or so."""
         deadline = time.monotonic() + STOP_TIMEOUT.total_seconds()
         for task in reversed(self.tasks):
             if task.is_alive():
@@ -371,8 +394,13 @@ class PiWheelsMaster(Command):
                     STOP_TASK_TIMEOUT.total_seconds(),
                     deadline - time.monotonic())))
             if task.is_alive():
-                self.logger.error('%s did not stop in time; left behind',
-                                  task.name)
+                if isinstance(task, TaskProcess):
+                    task.kill()
+                    self.logger.error('%s did not stop in time; killed',
+                                      task.name)
+                else:
+                    self.logger.error('%s did not stop in time; left behind',
+                                      task.name)
 
     def failed_tasks(self):
         return [task for task in self.tasks if task.failure is not None]

@@ -37,6 +37,11 @@ REWRITE_STATE = '.rewrite-progress'
 #: packages written per database query and file batch
 BATCH_SIZE = 250
 
+#: how long page and log requests gather before they are written together
+#: (unless a batch is full sooner): each batch costs a database query and a
+#: flush to disk, and builds finishing by the hundred a second each ask
+GATHER_TIME = 0.5
+
 #: how long a full rewrite waits after an error (e.g. the database is
 #: down) before it carries on
 REWRITE_RETRY = timedelta(seconds=30)
@@ -98,6 +103,11 @@ class TheScribe(PauseableTask):
     """
     name = 'master.the_scribe'
 
+    #: rendering pages takes turns on the interpreter with the tasks that
+    #: answer slaves: in a process of its own it doesn't (with pages written,
+    #: the bench's build rate rose by about a third)
+    own_process = True
+
     def __init__(self, config):
         super().__init__(config)
         self.writer = PageWriter(config.output_path, config.site_url, self.logger)
@@ -118,12 +128,18 @@ class TheScribe(PauseableTask):
         self._commit = None
         self._committer = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='scribe-commit')
+        #: gathered requests: package -> whether BOTH, and build logs; since
+        #: when (monotonic), or None
+        self._packages = OrderedDict()
+        self._logs = []
+        self._gathered_at = None
         scribe_queue = self.socket(transport.PULL, protocol=protocols.the_scribe)
         scribe_queue.hwm = 100
         scribe_queue.bind(config.scribe_queue)
         self.register(scribe_queue, self.handle_index)
         interval = timedelta(seconds=5 if config.dev_mode else 60)
         self.every(interval, self.write_root_index)
+        self.every(timedelta(seconds=GATHER_TIME / 5), self.write_gathered)
 
     def once(self):
         self.db = Database(self.config.dsn)
@@ -135,6 +151,8 @@ class TheScribe(PauseableTask):
         self.load_rewrite()
 
     def close(self):
+        if self.db is not None:
+            self.write_gathered(force=True)
         super().close()
         self._abandon_rendering()
         try:
@@ -169,28 +187,41 @@ class TheScribe(PauseableTask):
 
     def handle_index(self, queue):
         """Handle the requests waiting on *queue* (at most
-        :data:`BATCH_SIZE`): the pages of PROJECT and BOTH requests are
-        written together, and so are the logs of LOG requests, every other
-        request in its turn. A request that
-        fails is logged and the others carry on."""
+        :data:`BATCH_SIZE`): PROJECT and BOTH requests for a package, and
+        LOG requests, gather for up to :data:`GATHER_TIME` (see
+        :meth:`write_gathered`); every other request is carried out in its
+        turn, after those gathered before it. A request that fails is logged
+        and the others carry on."""
         # the batches of a full rewrite being rendered and committed may be
         # older than these requests: let them land first
         self._carry_out(self.settle_rewrite)
-        pending = OrderedDict()
-        logs = []
         for msg, data in self.waiting(queue, BATCH_SIZE):
             if msg in ('PROJECT', 'BOTH') and data is not None:
-                pending[data] = pending.get(data, False) or msg == 'BOTH'
+                self._packages[data] = (self._packages.get(data, False)
+                                        or msg == 'BOTH')
             elif msg == 'LOG':
-                logs.append(data)
+                self._logs.append(data)
             else:
-                self._carry_out(self.write_logs, logs)
-                self._carry_out(self.write_packages, pending)
-                pending = OrderedDict()
-                logs = []
+                self.write_gathered(force=True)
                 self._carry_out(self._handle_other, msg, data)
+                continue
+            if self._gathered_at is None:
+                self._gathered_at = time.monotonic()
+        self.write_gathered(force=len(self._packages) >= BATCH_SIZE
+                            or len(self._logs) >= BATCH_SIZE)
+
+    def write_gathered(self, force=False):
+        """Write the gathered logs and the pages of the gathered packages,
+        each in one batch, once the first has waited :data:`GATHER_TIME`
+        (at once if *force*)."""
+        if self._gathered_at is None or not force and (
+                time.monotonic() - self._gathered_at < GATHER_TIME):
+            return
+        logs, self._logs = self._logs, []
+        packages, self._packages = self._packages, OrderedDict()
+        self._gathered_at = None
         self._carry_out(self.write_logs, logs)
-        self._carry_out(self.write_packages, pending)
+        self._carry_out(self.write_packages, packages)
 
     def _carry_out(self, method, *args):
         try:

@@ -50,10 +50,12 @@ def read(output, *path):
 
 
 def send(scribe, secretary, msg, data):
-    """Send one request and let the scribe handle it."""
+    """Send one request and let the scribe handle it (without waiting for
+    more requests to gather with it)."""
     before = scribe.protocol_errors + scribe.handler_errors
     secretary.send(msg, data)
     scribe.poll(5)
+    scribe.write_gathered(force=True)
     return scribe.protocol_errors + scribe.handler_errors - before
 
 
@@ -341,6 +343,17 @@ def test_logs_waiting_together_are_all_written(with_build, scribe, secretary,
                     '{:03d}.txt.gz'.format(log.build_id))
         assert gzip.decompress(data).decode('utf-8') == log.output
     assert os.path.exists(os.path.join(output, 'project', 'foo', 'index.html'))
+
+
+def test_logs_and_pages_gather_before_they_are_written(
+        with_build, scribe, secretary, output):
+    secretary.send('LOG', BuildLog(1, 'log of build 1\n'))
+    scribe.poll(5)
+    log = os.path.join(output, 'logs', '000', '000', '001.txt.gz')
+    page = os.path.join(output, 'project', 'foo', 'index.html')
+    assert not os.path.exists(log)
+    secretary.send('BOTH', 'foo')
+    poll_until(scribe, lambda: os.path.exists(log) and os.path.exists(page))
 
 
 def test_home_writes_the_statistics(scribe, secretary, output):
