@@ -7,13 +7,21 @@ writing pages included) and simulated build slaves: real ZeroMQ clients,
 each a state machine, many sharing the one thread of each of a few
 processes (so no slave waits for a lock of its own process to notice a
 reply), speaking the full slave protocol (HELLO, IDLE, BUILD, BUSY, BUILT,
-SEND, the chunked file transfer of a tiny wheel, SENT, DONE). It prints the
+SEND, the chunked file transfer of a tiny but real wheel, SENT, DONE). It
+prints the file system's cost of a file creation in its scratch directory, the
 builds coordinated per second (told DONE while every slave ran) and how many
 the database recorded meanwhile, how long slaves waited for the master's
 replies (the slowest reply above all), and the transfer rate of one 100 MB
 wheel. With ``--monitor`` a monitor watches the master throughout (which
 then reports every message to and from the slaves, as it does only while a
 monitor listens).
+
+The scratch directory is a temporary directory (``TMPDIR``). On an ext4 file
+system without a journal (this project's CI machines), creating a file skips,
+one by one, the inodes freed in the last minutes (up to six): right after a
+run (or tests) deleted tens of thousands of files, file creations cost ten
+times as much, and so does every wheel and page the master writes. The
+printed cost of a file creation tells which case a run was in.
 
 Usage::
 
@@ -32,7 +40,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import struct
 import time
+import zlib
 from datetime import datetime, timedelta, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -61,9 +71,14 @@ def prepare_database(path, versions):
         "INSERT INTO versions (package, version) "
         "SELECT 'pkg' || n, '1.0' FROM generate_series(1, {count}) AS n;"
         .format(abi=ABI, count=versions), database='piwheels')
-    # as piw-initdb --add-abi does (autovacuum never analyzes a table this
-    # small; the other tables grow during the run and are left to it)
-    cluster.psql('ANALYZE build_abis', database='piwheels')
+    # as piw-initdb --add-abi does for build_abis (autovacuum never analyzes
+    # a table this small), and as autovacuum would for the packages and
+    # versions within a minute of their load: planned for the few hundred
+    # rows of an empty table, each batch of pages took 300 ms of the
+    # database's time instead of 20 (the tables that start empty are left
+    # to autovacuum: analyzed empty, they would be planned as empty)
+    cluster.psql('ANALYZE build_abis, packages, versions',
+                 database='piwheels')
     return cluster, dsn
 
 
@@ -124,6 +139,55 @@ class EncodedStats:
 
 
 encoded_stats = EncodedStats()
+
+
+def tiny_wheel(package, version):
+    """Return a tiny but real wheel of *package* *version* (as bytes): TheScribe
+    publishes its METADATA beside it, as for any wheel."""
+    dist_info = '{}-{}.dist-info/'.format(package, version)
+    return stored_zip([
+        (dist_info + 'METADATA', 'Metadata-Version: 2.1\nName: {}\nVersion: {}\n'
+         'Requires-Python: >=3.9\n'.format(package, version)),
+        (dist_info + 'WHEEL', 'Wheel-Version: 1.0\nGenerator: bench\n'
+         'Root-Is-Purelib: false\nTag: {0}-{0}-linux_x86_64\n'.format(ABI)),
+        (dist_info + 'RECORD', '')])
+
+
+#: the date of every member of a :func:`stored_zip` (2020-01-01, in DOS form)
+ZIP_DATE = (2020 - 1980) << 9 | 1 << 5 | 1
+
+
+def stored_zip(members):
+    """Return a zip archive of *members* (``(name, text)`` pairs), stored
+    uncompressed: zipfile's general writer took as much of a simulated
+    slave's time as the rest of its build and transfer."""
+    local, central, offset = [], [], 0
+    for name, text in members:
+        name, data = name.encode('ascii'), text.encode('utf-8')
+        crc = zlib.crc32(data)
+        header = struct.pack('<4s5H3L2H', b'PK\x03\x04', 20, 0, 0, 0, ZIP_DATE,
+                             crc, len(data), len(data), len(name), 0) + name
+        central.append(struct.pack(
+            '<4s6H3L5H2L', b'PK\x01\x02', 20, 20, 0, 0, 0, ZIP_DATE, crc,
+            len(data), len(data), len(name), 0, 0, 0, 0, 0, offset) + name)
+        local.append(header + data)
+        offset += len(header) + len(data)
+    directory = b''.join(central)
+    end = struct.pack('<4s4H2LH', b'PK\x05\x06', 0, 0, len(members),
+                      len(members), len(directory), offset, 0)
+    return b''.join(local) + directory + end
+
+
+def file_create_cost(path, count=500):
+    """Return the CPU time (in seconds) one file creation in a new directory
+    in *path* costs (the files are left there)."""
+    probe = os.path.join(path, 'probe')
+    os.mkdir(probe)
+    start = time.process_time()
+    for n in range(count):
+        os.close(os.open(os.path.join(probe, str(n)),
+                         os.O_CREAT | os.O_WRONLY, 0o600))
+    return (time.process_time() - start) / count
 
 
 def hello(label):
@@ -217,8 +281,7 @@ class SimulatedSlave:
             if self.stopping:
                 self.leave()
                 return
-            self.wheel = self.content or '{} {}'.format(*data).encode(
-                'ascii') * 20
+            self.wheel = self.content or tiny_wheel(*data)
             self.build = data
             self.send_encoded('BUSY', encoded_stats('BUSY'))
         elif msg == 'CONT':
@@ -429,23 +492,35 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def tree_cpu_seconds(pid):
+    """Return the CPU time process *pid* and the processes it started (and
+    so on) have used, those still running."""
+    parents = {}
+    for child in os.listdir('/proc'):
+        if not child.isdigit():
+            continue
+        try:
+            with open('/proc/{}/stat'.format(child)) as f:
+                parents.setdefault(
+                    f.read().rsplit(')', 1)[1].split()[1], []).append(child)
+        except (OSError, IndexError):
+            pass    # gone meanwhile
+    total, todo = 0, [str(pid)]
+    while todo:
+        pid = todo.pop()
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            continue    # gone meanwhile
+        todo.extend(parents.get(pid, []))
+    return total
+
+
 def database_cpu_seconds(cluster):
     """Return the CPU time the PostgreSQL server of *cluster* (its
     postmaster and the processes it started) has used."""
     with open(os.path.join(cluster.data, 'postmaster.pid')) as f:
-        postmaster = f.readline().strip()
-    total = cpu_seconds(postmaster)
-    for pid in os.listdir('/proc'):
-        if not pid.isdigit():
-            continue
-        try:
-            with open('/proc/{}/stat'.format(pid)) as f:
-                parent = f.read().rsplit(')', 1)[1].split()[1]
-            if parent == postmaster:
-                total += cpu_seconds(pid)
-        except (OSError, IndexError):
-            pass    # gone meanwhile
-    return total
+        return tree_cpu_seconds(f.readline().strip())
 
 
 def children_cpu_seconds():
@@ -506,6 +581,8 @@ def main():
     path = tempfile.mkdtemp(prefix='piwbench')
     cluster = master = monitor = None
     try:
+        print('scratch directory {}: a file creation costs {:.0f} us of '
+              'CPU'.format(path, 1e6 * file_create_cost(path)))
         cluster, dsn = prepare_database(path, config.versions)
         slave_port, file_port = free_port(), free_port()
         master, output = start_master(dsn, path, slave_port, file_port,
@@ -517,13 +594,13 @@ def main():
         time.sleep(2)   # the first build queue
         recorded = RecordedBuilds(dsn)
         recorded.start()
-        cpu_before = cpu_seconds(master.pid)
+        cpu_before = tree_cpu_seconds(master.pid)
         database_before = database_cpu_seconds(cluster)
         slaves_before = children_cpu_seconds()
         builds, window, latencies = measure_builds(
             slave_port, file_port, config.slaves, config.seconds,
             config.processes)
-        cpu_used = cpu_seconds(master.pid) - cpu_before
+        cpu_used = tree_cpu_seconds(master.pid) - cpu_before
         database_used = database_cpu_seconds(cluster) - database_before
         slaves_used = children_cpu_seconds() - slaves_before
         recorded.stop()
@@ -545,7 +622,8 @@ def main():
                   in_database, in_database / elapsed))
         everything = sorted(lat for values in latencies.values()
                             for lat in values)
-        print('master CPU time: {:.1f} s, {:.2f} ms per build (database '
+        print("master CPU time (TheScribe's process included): {:.1f} s, "
+              '{:.2f} ms per build (database '
               'server {:.1f} s, simulated slaves {:.1f} s); load average '
               '{}'.format(cpu_used, 1000 * cpu_used / max(builds, 1),
                           database_used, slaves_used, os.getloadavg()[0]))
