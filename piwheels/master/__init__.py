@@ -3,8 +3,9 @@
 :class:`PiWheelsMaster` is the ``piw-master`` command. It checks the
 database, starts every task of :data:`TASKS` (each a thread talking to the
 others over ZeroMQ, or a process of its own for a task whose
-:attr:`~piwheels.tasks.Task.own_process` says so) and a relay forwarding the tasks' status messages
-(``--int-status-queue``) to the monitors' PUB queue, then spends its time in
+:attr:`~piwheels.tasks.Task.own_process` says so) and a relay forwarding
+the tasks' status messages (``--int-status-queue``) to the monitors' PUB
+queue, then spends its time in
 :meth:`PiWheelsMaster.main_loop` carrying out the monitors' control
 messages. SIGTERM, or a QUIT from a monitor, stops every task in reverse
 order and exits.

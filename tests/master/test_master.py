@@ -187,10 +187,53 @@ def test_master_reports_slaves_to_each_monitor_that_says_hello(
     assert 'the last monitor left' in out
 
 
+def children(pid):
+    """Return the ids of the processes process *pid* started."""
+    found = []
+    for entry in os.listdir('/proc'):
+        try:
+            with open('/proc/{}/stat'.format(entry)) as f:
+                if f.read().rsplit(')', 1)[1].split()[1] == str(pid):
+                    found.append(int(entry))
+        except (OSError, IndexError):
+            pass
+    return found
+
+
+def scribe_process(pid):
+    """Return the id of the process running TheScribe under the master
+    *pid*."""
+    for child in children(pid):
+        with open('/proc/{}/cmdline'.format(child), 'rb') as f:
+            if b'multiprocessing.spawn' in f.read():
+                return child
+    pytest.fail('no process of its own for TheScribe')
+
+
 def test_master_stops_cleanly_on_sigterm(running_master):
     process, args, output = running_master
+    scribe = scribe_process(process.pid)
     process.send_signal(signal.SIGTERM)
     code, out = finish(process)
     assert code == 0, out
     assert 'shutting down on request' in out
     assert 'Traceback' not in out
+    assert not os.path.exists('/proc/{}'.format(scribe))
+
+
+def test_master_stops_when_the_scribe_process_dies(running_master):
+    process, args, output = running_master
+    os.kill(scribe_process(process.pid), signal.SIGKILL)
+    code, out = finish(process)
+    assert code != 0
+    assert 'TheScribe stopped unexpectedly' in out
+
+
+def test_master_refuses_an_inproc_scribe_queue(tmp_path, ipc_dir):
+    code, out = finish(start_master(master_args(
+        'postgresql://nobody:wrong@127.0.0.1:1/none', str(tmp_path), ipc_dir,
+        '--scribe-queue', 'inproc://scribe')))
+    assert code != 0
+    assert out.strip().splitlines()[-1] == (
+        'piw-master: error: --scribe-queue cannot be an inproc:// address: '
+        'TheScribe runs in a process of its own')
