@@ -5,7 +5,10 @@ A task's constructor only wires things up: it makes its sockets with
 (:meth:`Task.register`) and each periodic job with an interval
 (:meth:`Task.every`). :meth:`Task.run` (the thread) then calls
 :meth:`Task.once` and cycles through :meth:`Task.loop` and
-:meth:`Task.poll` until it is told to quit.
+:meth:`Task.poll` until it is told to quit. A task whose
+:attr:`Task.own_process` is set runs in a process of its own instead,
+behind a :class:`TaskProcess` that the master handles as it would the
+thread.
 
 Every task binds an internal control queue (an ``inproc://`` PULL socket
 speaking :data:`piwheels.protocols.task_control`, or an extension of it).
