@@ -102,6 +102,10 @@ class Task(threading.Thread, metaclass=abc.ABCMeta):
     #: ``inproc://`` addresses
     own_process = False
 
+    #: how much lower than the master's the scheduling priority of that
+    #: process is (see :func:`os.nice`)
+    niceness = 0
+
     def __init__(self, config, control_protocol=protocols.task_control):
         super().__init__(name=type(self).__name__, daemon=True)
         self.config = config
@@ -405,8 +409,9 @@ class TaskProcess:
     :meth:`is_alive`, :attr:`failure`).
 
     The process is started afresh (not forked: a forked ZeroMQ context is
-    unusable), builds the task from the same configuration, logs as the
-    master does, and relays the control messages that arrive on an
+    unusable), lowers its priority by the task's :attr:`Task.niceness`,
+    builds the task from the same configuration, logs as the master does,
+    and relays the control messages that arrive on an
     ``ipc://`` queue in *runtime_dir* to the task. It ends when the task
     ends, on QUIT, on SIGTERM, or when the master is gone; Ctrl+C is the
     master's to handle.
@@ -506,6 +511,7 @@ def run_task_process(task_class, config, control_address, ready):
     terminated = threading.Event()
     signal.signal(signal.SIGTERM, lambda signo, frame: terminated.set())
     Command.configure_logging(config)
+    os.nice(task_class.niceness)
     master = os.getppid()
     try:
         task = task_class(config)

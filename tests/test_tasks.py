@@ -354,6 +354,8 @@ class ProcessEcho(EchoMixin, PauseableTask):
     """An echo task built from its configuration alone, as the master builds
     a task it runs in a process of its own."""
 
+    niceness = 5
+
     def __init__(self, config):
         super().__init__(config, config.address)
 
@@ -384,6 +386,8 @@ def test_task_process_runs_the_task_and_quits(echo_process, peer):
     client = peer(transport.DEALER, ECHO.reversed(), connect=address)
     client.send('PING', 41)
     assert client.recv() == ('PONG', 42)
+    assert os.getpriority(os.PRIO_PROCESS, task.pid) == min(
+        19, os.getpriority(os.PRIO_PROCESS, 0) + 5)
     task.quit()
     task.join(RECV_TIMEOUT)
     assert not task.is_alive()

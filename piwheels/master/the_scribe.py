@@ -104,9 +104,12 @@ class TheScribe(PauseableTask):
     name = 'master.the_scribe'
 
     #: rendering pages takes turns on the interpreter with the tasks that
-    #: answer slaves: in a process of its own it doesn't (with pages written,
-    #: the bench's build rate rose by about a third)
+    #: answer slaves: in a process of its own it doesn't; and as pages can
+    #: wait where slaves can't, that process yields the processor to the
+    #: master's (with pages written, bench/build_loop.py's build rate rose
+    #: by a quarter, and by a tenth more for the lower priority)
     own_process = True
+    niceness = 10
 
     def __init__(self, config):
         super().__init__(config)
