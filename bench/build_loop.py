@@ -37,11 +37,11 @@ import os
 import resource
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
-import struct
 import time
 import zlib
 from datetime import datetime, timedelta, timezone

@@ -526,7 +526,8 @@ def run_task_process(task_class, config, control_address, ready):
     ready.send(None)
     ready.close()
     try:
-        while task.is_alive():
+        while (task.is_alive() and not terminated.is_set()
+               and os.getppid() == master):
             if control.poll(1):
                 try:
                     msg, data = control.recv_msg()
@@ -535,10 +536,8 @@ def run_task_process(task_class, config, control_address, ready):
                                       '%s', task.name, exc)
                 else:
                     task.send_control(msg, data)
-            if terminated.is_set() or os.getppid() != master:
-                terminated.clear()
-                master = os.getppid()
-                task.quit()
+        if task.is_alive():
+            task.quit()
         task.join()
     finally:
         control.close(linger=0)

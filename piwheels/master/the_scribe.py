@@ -106,8 +106,7 @@ class TheScribe(PauseableTask):
     #: rendering pages takes turns on the interpreter with the tasks that
     #: answer slaves: in a process of its own it doesn't; and as pages can
     #: wait where slaves can't, that process yields the processor to the
-    #: master's (with pages written, bench/build_loop.py's build rate rose
-    #: by a quarter, and by a tenth more for the lower priority)
+    #: master's
     own_process = True
     niceness = 10
 
