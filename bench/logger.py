@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from piwheels.pgcluster import PrivateCluster  # noqa: E402
 
 from farmdb import create_piwheels_database  # noqa: E402
+from procstat import database_cpu_seconds, tree_cpu_seconds  # noqa: E402
 
 ABI = 'cp311'
 
@@ -169,32 +170,6 @@ def start_master(dsn, path):
     return master, 'ipc://{}/log'.format(sockets)
 
 
-def cpu_seconds(pid):
-    """Return the CPU time (user + system) process *pid* has used."""
-    with open('/proc/{}/stat'.format(pid)) as f:
-        fields = f.read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
-
-
-def backend_seconds(cluster):
-    """Return the CPU time used by the cluster's processes so far."""
-    with open(os.path.join(cluster.data, 'postmaster.pid')) as f:
-        postmaster = f.readline().strip()
-    total = 0.0
-    for pid in os.listdir('/proc'):
-        if not pid.isdigit():
-            continue
-        try:
-            with open('/proc/{}/stat'.format(pid)) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        if pid == postmaster or fields[1] == postmaster:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf(
-                'SC_CLK_TCK')
-    return total
-
-
 def count_rows(cluster):
     """Return the rows in each log table, as :data:`TABLES` names them."""
     output = cluster.psql('SELECT {}'.format(', '.join(
@@ -218,8 +193,8 @@ def main():
         expected = write_log(log_file, config.lines, config.packages)
         master, log_queue = start_master(dsn, path)
         time.sleep(2)
-        master_cpu = cpu_seconds(master.pid)
-        backend_cpu = backend_seconds(cluster)
+        master_cpu = tree_cpu_seconds(master.pid)
+        backend_cpu = database_cpu_seconds(cluster)
         start = time.perf_counter()
         logger = subprocess.Popen(
             [sys.executable, '-c', 'import sys; from piwheels.logger import '
@@ -239,8 +214,8 @@ def main():
                     rows, expected, config.timeout))
             time.sleep(0.5)
         elapsed = time.perf_counter() - start
-        master_cpu = cpu_seconds(master.pid) - master_cpu
-        backend_cpu = backend_seconds(cluster) - backend_cpu
+        master_cpu = tree_cpu_seconds(master.pid) - master_cpu
+        backend_cpu = database_cpu_seconds(cluster) - backend_cpu
         summary = logger.stderr.read()
         _, logger.returncode, usage = os.wait4(logger.pid, 0)
         logger_cpu = usage.ru_utime + usage.ru_stime

@@ -406,10 +406,13 @@ class TaskProcess:
     the master's interpreter with the tasks that answer slaves; to the
     master it looks like the task's thread (:attr:`name`, :meth:`start`,
     :meth:`pause`, :meth:`resume`, :meth:`quit`, :meth:`join`,
-    :meth:`is_alive`, :attr:`failure`).
+    :meth:`is_alive`, :attr:`failure`), but for :meth:`wait_started`, which
+    the master calls once it has started them all, so that they start side
+    by side.
 
     The process is started afresh (not forked: a forked ZeroMQ context is
-    unusable), lowers its priority by the task's :attr:`Task.niceness`,
+    unusable), takes the task's name (as ``ps`` shows it), lowers its
+    priority by the task's :attr:`Task.niceness`,
     builds the task from the same configuration, logs as the master does,
     and relays the control messages that arrive on an
     ``ipc://`` queue in *runtime_dir* to the task. It ends when the task
@@ -422,14 +425,14 @@ class TaskProcess:
     :param str runtime_dir: a private directory for the control queue.
     """
 
-    #: how long :meth:`start` waits for the task to be set up
+    #: how long :meth:`wait_started` waits for the task to be set up
     START_TIMEOUT = timedelta(minutes=1)
 
     def __init__(self, task_class, config, runtime_dir):
         self.name = task_class.__name__
         self.logger = logging.getLogger('piwheels.tasks.' + self.name)
-        self.control_address = 'ipc://{}/{}-control'.format(
-            runtime_dir, self.name)
+        self.control_address = 'ipc://{}/{}-{}-control'.format(
+            runtime_dir, self.name, next(_control_ids))
         context = multiprocessing.get_context('spawn')
         self._ready, child_end = context.Pipe(duplex=False)
         self._process = context.Process(
@@ -437,12 +440,15 @@ class TaskProcess:
             args=(task_class, config, self.control_address, child_end))
 
     def start(self):
-        """Start the process and wait until its task runs.
+        """Start the process (:meth:`wait_started` waits for its task)."""
+        self._process.start()
+
+    def wait_started(self):
+        """Wait until the task runs.
 
         :raises MasterError: if the task could not be set up (why, in one
             line).
         """
-        self._process.start()
         timeout = self.START_TIMEOUT.total_seconds()
         if not self._ready.poll(timeout):
             self.kill()
@@ -511,6 +517,8 @@ def run_task_process(task_class, config, control_address, ready):
     terminated = threading.Event()
     signal.signal(signal.SIGTERM, lambda signo, frame: terminated.set())
     Command.configure_logging(config)
+    with open('/proc/self/comm', 'w') as comm:
+        comm.write(task_class.__name__[:15])
     os.nice(task_class.niceness)
     master = os.getppid()
     try:

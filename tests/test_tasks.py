@@ -382,6 +382,7 @@ def echo_process(ipc_dir):
 def test_task_process_runs_the_task_and_quits(echo_process, peer):
     task, address = echo_process()
     task.start()
+    task.wait_started()
     assert task.name == 'ProcessEcho' and task.pid != os.getpid()
     client = peer(transport.DEALER, ECHO.reversed(), connect=address)
     client.send('PING', 41)
@@ -394,9 +395,28 @@ def test_task_process_runs_the_task_and_quits(echo_process, peer):
     assert task.failure is None
 
 
+def test_task_processes_of_one_task_are_told_apart(echo_process, peer,
+                                                    ipc_dir):
+    first, address = echo_process()
+    second, other = echo_process('ipc://{}/other'.format(ipc_dir))
+    for task in first, second:
+        task.start()
+    for task in first, second:
+        task.wait_started()
+    with open('/proc/{}/comm'.format(second.pid)) as comm:
+        assert comm.read().strip() == 'ProcessEcho'
+    first.quit()
+    first.join(RECV_TIMEOUT)
+    assert not first.is_alive()
+    client = peer(transport.DEALER, ECHO.reversed(), connect=other)
+    client.send('PING', 1)
+    assert client.recv() == ('PONG', 2)
+
+
 def test_task_process_pauses_and_resumes(echo_process, peer):
     task, address = echo_process()
     task.start()
+    task.wait_started()
     client = peer(transport.DEALER, ECHO.reversed(), connect=address)
     task.pause()
     # PAUSE travels through the process's relay, PING straight to the task
@@ -411,6 +431,7 @@ def test_task_process_pauses_and_resumes(echo_process, peer):
 def test_task_process_failure_is_reported(echo_process, peer):
     task, address = echo_process()
     task.start()
+    task.wait_started()
     client = peer(transport.DEALER, ECHO.reversed(), connect=address)
     client.send('CRASH')
     task.join(RECV_TIMEOUT)
@@ -422,8 +443,9 @@ def test_task_process_that_cannot_start_says_why(echo_process, peer):
     task, address = echo_process(
         'tcp://127.0.0.1:{}'.format(free_port()))
     peer(transport.ROUTER, ECHO, bind=address)
+    task.start()
     with pytest.raises(MasterError) as exc:
-        task.start()
+        task.wait_started()
     assert str(exc.value).startswith('ProcessEcho: ')
     assert 'in use' in str(exc.value) and '\n' not in str(exc.value)
     assert not task.is_alive()
@@ -432,6 +454,7 @@ def test_task_process_that_cannot_start_says_why(echo_process, peer):
 def test_task_process_stops_cleanly_on_sigterm(echo_process):
     task, address = echo_process()
     task.start()
+    task.wait_started()
     os.kill(task.pid, signal.SIGTERM)
     task.join(RECV_TIMEOUT)
     assert not task.is_alive()

@@ -48,6 +48,11 @@ TASKS = [
     ('piwheels.master.lumberjack', 'Lumberjack', None),
 ]
 
+#: the queues reaching the tasks that run in processes of their own (see
+#: :attr:`~piwheels.tasks.Task.own_process`), and those tasks: never
+#: ``inproc://``, and by default a socket in the master's private directory
+PROCESS_QUEUES = {'scribe_queue': 'TheScribe', 'oracle_queue': 'TheOracle'}
+
 #: how long the master waits for its tasks to stop, in all and each
 STOP_TIMEOUT = timedelta(seconds=30)
 STOP_TASK_TIMEOUT = timedelta(seconds=10)
@@ -212,8 +217,11 @@ class PiWheelsMaster(Command):
                  'send statistics to the collator task'),
                 ('int-status', 'inproc://status',
                  'gather the tasks\' status for the monitors'),
-                ('oracle', 'inproc://oracles',
-                 'share database requests among the database tasks'),
+                ('oracle', None,
+                 'share database requests among the database tasks, which '
+                 'run in processes of their own (an ipc:// or tcp:// '
+                 'address; default: a socket in a private temporary '
+                 'directory)'),
                 ('deletions', 'inproc://deletions',
                  'tell SlaveDriver of deleted packages and versions')]:
             parser.add_argument(
@@ -247,10 +255,13 @@ class PiWheelsMaster(Command):
         if config.slave_timeout is None:
             config.slave_timeout = timedelta(
                 seconds=30 if config.dev_mode else 300)
-        if config.scribe_queue is not None and \
-                config.scribe_queue.startswith('inproc://'):
-            raise ConfigError('--scribe-queue cannot be an inproc:// address: '
-                              'TheScribe runs in a process of its own')
+        for option, task in PROCESS_QUEUES.items():
+            address = getattr(config, option)
+            if address is not None and address.startswith('inproc://'):
+                raise ConfigError(
+                    '--{} cannot be an inproc:// address: {} runs in a '
+                    'process of its own'.format(option.replace('_', '-'),
+                                                task))
         if config.transfer_retries < 0:
             raise ConfigError('--transfer-retries must not be negative')
         if config.pypi_interval is None:
@@ -274,8 +285,10 @@ class PiWheelsMaster(Command):
         gc.set_threshold(GC_THRESHOLD, *gc_threshold[1:])
         ctx = transport.Context.instance()
         self.runtime_dir = tempfile.mkdtemp(prefix='piw-master-')
-        if config.scribe_queue is None:
-            config.scribe_queue = 'ipc://{}/scribe'.format(self.runtime_dir)
+        for option in PROCESS_QUEUES:
+            if getattr(config, option) is None:
+                setattr(config, option, 'ipc://{}/{}'.format(
+                    self.runtime_dir, option))
         try:
             self.start_queues(ctx, config)
             self.start_tasks(config)
@@ -366,7 +379,8 @@ class PiWheelsMaster(Command):
 
     def start_tasks(self, config):
         """Construct and start every available task of :data:`TASKS`, in
-        a process of its own for a task that asks for one."""
+        a process of its own for a task that asks for one (the processes
+        start side by side: each is waited for once all are started)."""
         for task_class, option in load_tasks(logger=self.logger):
             for _ in range(getattr(config, option) if option else 1):
                 try:
@@ -380,6 +394,9 @@ class PiWheelsMaster(Command):
                                       '{}'.format(task_class.__name__, exc))
                 self.tasks.append(task)
                 task.start()
+        for task in self.tasks:
+            if isinstance(task, TaskProcess):
+                task.wait_started()
 
     def stop_tasks(self):
         """Stop the tasks newest first, each before the tasks it depends on

@@ -75,6 +75,11 @@ class TheOracle(NonStopTask):
     It never pauses: the other tasks wait on its answers.
     """
 
+    #: a process of its own: the database's rows are turned into replies
+    #: without taking turns on the master's interpreter with the tasks
+    #: answering slaves
+    own_process = True
+
     def __init__(self, config):
         super().__init__(config)
         self.db = Database(config.dsn)

@@ -200,40 +200,46 @@ def children(pid):
     return found
 
 
-def scribe_process(pid):
-    """Return the id of the process running TheScribe under the master
-    *pid*."""
+def task_processes(pid):
+    """Return the ids of the processes running tasks of their own under the
+    master *pid*, by task name."""
+    found = {}
     for child in children(pid):
-        with open('/proc/{}/cmdline'.format(child), 'rb') as f:
-            if b'multiprocessing.spawn' in f.read():
-                return child
-    pytest.fail('no process of its own for TheScribe')
+        with open('/proc/{}/comm'.format(child)) as comm:
+            found.setdefault(comm.read().strip(), []).append(child)
+    return found
 
 
 def test_master_stops_cleanly_on_sigterm(running_master):
     process, args, output = running_master
-    scribe = scribe_process(process.pid)
+    tasks = task_processes(process.pid)
+    assert len(tasks['TheScribe']) == 1 and len(tasks['TheOracle']) == 2
     process.send_signal(signal.SIGTERM)
     code, out = finish(process)
     assert code == 0, out
     assert 'shutting down on request' in out
     assert 'Traceback' not in out
-    assert not os.path.exists('/proc/{}'.format(scribe))
+    for pid in tasks['TheScribe'] + tasks['TheOracle']:
+        assert not os.path.exists('/proc/{}'.format(pid))
 
 
-def test_master_stops_when_the_scribe_process_dies(running_master):
+@pytest.mark.parametrize('task', ['TheScribe', 'TheOracle'])
+def test_master_stops_when_a_task_process_dies(running_master, task):
     process, args, output = running_master
-    os.kill(scribe_process(process.pid), signal.SIGKILL)
+    os.kill(task_processes(process.pid)[task][0], signal.SIGKILL)
     code, out = finish(process)
     assert code != 0
-    assert 'TheScribe stopped unexpectedly' in out
+    assert '{} stopped unexpectedly'.format(task) in out
 
 
-def test_master_refuses_an_inproc_scribe_queue(tmp_path, ipc_dir):
+@pytest.mark.parametrize('queue, task', [('scribe', 'TheScribe'),
+                                         ('oracle', 'TheOracle')])
+def test_master_refuses_an_inproc_queue_to_a_task_process(tmp_path, ipc_dir,
+                                                          queue, task):
     code, out = finish(start_master(master_args(
         'postgresql://nobody:wrong@127.0.0.1:1/none', str(tmp_path), ipc_dir,
-        '--scribe-queue', 'inproc://scribe')))
+        '--{}-queue'.format(queue), 'inproc://{}'.format(queue))))
     assert code != 0
     assert out.strip().splitlines()[-1] == (
-        'piw-master: error: --scribe-queue cannot be an inproc:// address: '
-        'TheScribe runs in a process of its own')
+        'piw-master: error: --{}-queue cannot be an inproc:// address: '
+        '{} runs in a process of its own'.format(queue, task))
