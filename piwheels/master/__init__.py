@@ -51,7 +51,12 @@ TASKS = [
 #: the queues reaching the tasks that run in processes of their own (see
 #: :attr:`~piwheels.tasks.Task.own_process`), and those tasks: never
 #: ``inproc://``, and by default a socket in the master's private directory
-PROCESS_QUEUES = {'scribe_queue': 'TheScribe', 'oracle_queue': 'TheOracle'}
+PROCESS_QUEUES = {
+    'scribe_queue': 'TheScribe',
+    'oracle_queue': 'TheOracle',
+    'fs_queue': 'FileJuggler',
+    'stats_queue': 'FileJuggler',
+}
 
 #: how long the master waits for its tasks to stop, in all and each
 STOP_TIMEOUT = timedelta(seconds=30)
@@ -206,24 +211,22 @@ class PiWheelsMaster(Command):
                 ('file', 'tcp://*:5556', 'receive files from the slaves'),
                 ('web', 'inproc://web', 'ask for web pages to be written'),
                 ('scribe', None,
-                 'pass the pages to write from the secretary to the scribe, '
-                 'which runs in a process of its own (an ipc:// or tcp:// '
-                 'address; default: a socket in a private temporary '
-                 'directory)'),
+                 'pass the pages to write from the secretary to the scribe'),
                 ('builds', 'inproc://builds', 'pass on pending builds'),
                 ('db', 'inproc://db', 'talk to the database server'),
-                ('fs', 'inproc://fs', 'talk to the file-system server'),
-                ('stats', 'inproc://stats',
-                 'send statistics to the collator task'),
+                ('fs', None, 'talk to the file-system server'),
+                ('stats', None, 'send statistics to the collator task'),
                 ('int-status', 'inproc://status',
                  'gather the tasks\' status for the monitors'),
                 ('oracle', None,
-                 'share database requests among the database tasks, which '
-                 'run in processes of their own (an ipc:// or tcp:// '
-                 'address; default: a socket in a private temporary '
-                 'directory)'),
+                 'share database requests among the database tasks'),
                 ('deletions', 'inproc://deletions',
                  'tell SlaveDriver of deleted packages and versions')]:
+            option = '{}_queue'.format(name)
+            if option in PROCESS_QUEUES:
+                what += (' (used by {} in a process of its own: an ipc:// '
+                         'or tcp:// address; default: a socket in a private '
+                         'temporary directory)'.format(PROCESS_QUEUES[option]))
             parser.add_argument(
                 '--{}-queue'.format(name), metavar='ADDR', default=default,
                 help='the address of the queue used to {}'.format(what))

@@ -24,6 +24,10 @@ thread, so that the juggler keeps answering slaves meanwhile.
 At start-up the juggler clears what a crash left in ``.incoming/``:
 unfinished transfers are removed, and staged files are published only if
 the database recorded them with the same hash.
+
+The master runs the juggler in a process of its own (see
+:attr:`~piwheels.tasks.Task.own_process`), so its queues from the other
+tasks are never ``inproc://``.
 """
 
 import hashlib
@@ -33,10 +37,11 @@ import time
 from datetime import timedelta
 
 from .. import protocols, transport
-from ..exc import PiwheelsError, TransferError, TransportError
+from ..exc import DatabaseError, PiwheelsError, TransferError, TransportError
 from ..protocols import DiskUsage
 from ..states import FileState, TransferState
 from ..tasks import NonStopTask
+from .db import Database
 from .output import WebOutput, canonicalize, flush_to_disk, fsync_file
 from .rpc import RpcClient
 
@@ -164,6 +169,10 @@ class FileJuggler(NonStopTask):
     It never pauses: transfers in progress must not stall.
     """
 
+    #: a process of its own: the transfers' chunks and the files' checks
+    #: don't take turns on the master's interpreter with SlaveDriver
+    own_process = True
+
     def __init__(self, config):
         super().__init__(config)
         self.output = WebOutput(config.output_path)
@@ -236,22 +245,28 @@ class FileJuggler(NonStopTask):
     def recover(self):
         """Remove unfinished transfers; publish staged files the database
         recorded with the same hash and remove the others."""
-        db = None
+        staged = []
+        for name in sorted(os.listdir(self.incoming)):
+            path = os.path.join(self.incoming, name)
+            if name.endswith('.staged'):
+                staged.append((path, name))
+            else:
+                self.logger.warning(
+                    'FileJuggler: removing unfinished transfer %s', name)
+                _unlink(path)
+        if not staged:
+            return
         try:
-            for name in sorted(os.listdir(self.incoming)):
-                path = os.path.join(self.incoming, name)
-                if not name.endswith('.staged'):
-                    self.logger.warning(
-                        'FileJuggler: removing unfinished transfer %s', name)
-                    _unlink(path)
-                    continue
-                if db is None:
-                    from .the_oracle import DbClient
-                    db = DbClient(self.config, self.logger)
+            db = Database(self.config.dsn)
+        except DatabaseError as exc:
+            self.logger.error('FileJuggler: cannot recover the staged files '
+                              '(%s); kept for the next start', exc)
+            return
+        try:
+            for path, name in staged:
                 self.recover_staged(db, path, name)
         finally:
-            if db is not None:
-                db.close()
+            db.close()
 
     def recover_staged(self, db, path, name):
         try:

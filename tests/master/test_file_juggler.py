@@ -11,13 +11,11 @@ import pytest
 from piwheels import protocols, transport
 from piwheels.master import file_juggler
 from piwheels.master.file_juggler import FileJuggler
-from piwheels.master.seraph import Seraph
-from piwheels.master.the_oracle import TheOracle
+from piwheels.pgcluster import free_port
 from piwheels.protocols import BuiltFile
 
 from ..fixtures.schema import run_sql
 from ..fixtures.zmq import poll_until
-from .farm import RunningTasks
 
 CONTENT = os.urandom(3 * 1024 * 1024 + 12345)
 FILENAME = 'foo-0.1-cp311-cp311-linux_x86_64.whl'
@@ -350,17 +348,31 @@ def test_file_juggler_recovery_after_crash(master_config, with_build_abis):
             ('4~foo~{}.staged'.format(other), unrecorded)]:
         with open(os.path.join(incoming_dir, name), 'wb') as f:
             f.write(content)
-    tasks = RunningTasks(master_config, Seraph, TheOracle)
-    try:
-        juggler = FileJuggler(master_config)
-        juggler.once()
-        juggler.close()
-    finally:
-        tasks.stop()
+    juggler = FileJuggler(master_config)
+    juggler.once()
+    juggler.close()
     assert os.listdir(incoming_dir) == []
     with open(published(master_config), 'rb') as f:
         assert f.read() == recorded
     assert not os.path.exists(published(master_config, other))
+
+
+def test_file_juggler_recovery_without_a_database_keeps_staged_files(
+        master_config, caplog):
+    incoming_dir = os.path.join(master_config.output_path, '.incoming')
+    os.makedirs(incoming_dir)
+    staged = '1~foo~{}.staged'.format(FILENAME)
+    for name in ('2~{}.part'.format(FILENAME), staged):
+        with open(os.path.join(incoming_dir, name), 'wb') as f:
+            f.write(b'wheel')
+    master_config.dsn = 'postgresql://nobody:wrong@127.0.0.1:{}/none'.format(
+        free_port())
+    juggler = FileJuggler(master_config)
+    juggler.once()
+    juggler.close()
+    assert os.listdir(incoming_dir) == [staged]
+    assert 'cannot recover the staged files' in caplog.text
+    assert 'kept for the next start' in caplog.text
 
 
 def test_file_juggler_hello_before_expect_is_kept(master_config, juggler, fs,

@@ -213,17 +213,18 @@ def task_processes(pid):
 def test_master_stops_cleanly_on_sigterm(running_master):
     process, args, output = running_master
     tasks = task_processes(process.pid)
-    assert len(tasks['TheScribe']) == 1 and len(tasks['TheOracle']) == 2
+    assert len(tasks['TheOracle']) == 2
+    assert len(tasks['TheScribe']) == len(tasks['FileJuggler']) == 1
     process.send_signal(signal.SIGTERM)
     code, out = finish(process)
     assert code == 0, out
     assert 'shutting down on request' in out
     assert 'Traceback' not in out
-    for pid in tasks['TheScribe'] + tasks['TheOracle']:
+    for pid in tasks['TheScribe'] + tasks['TheOracle'] + tasks['FileJuggler']:
         assert not os.path.exists('/proc/{}'.format(pid))
 
 
-@pytest.mark.parametrize('task', ['TheScribe', 'TheOracle'])
+@pytest.mark.parametrize('task', ['TheScribe', 'TheOracle', 'FileJuggler'])
 def test_master_stops_when_a_task_process_dies(running_master, task):
     process, args, output = running_master
     os.kill(task_processes(process.pid)[task][0], signal.SIGKILL)
@@ -233,7 +234,9 @@ def test_master_stops_when_a_task_process_dies(running_master, task):
 
 
 @pytest.mark.parametrize('queue, task', [('scribe', 'TheScribe'),
-                                         ('oracle', 'TheOracle')])
+                                         ('oracle', 'TheOracle'),
+                                         ('fs', 'FileJuggler'),
+                                         ('stats', 'FileJuggler')])
 def test_master_refuses_an_inproc_queue_to_a_task_process(tmp_path, ipc_dir,
                                                           queue, task):
     code, out = finish(start_master(master_args(
