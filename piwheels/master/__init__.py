@@ -14,6 +14,7 @@ order and exits.
 import gc
 import importlib
 import itertools
+import os
 import shutil
 import signal
 import socket
@@ -281,6 +282,7 @@ class PiWheelsMaster(Command):
     def run(self, config):
         self.logger.info('PiWheels Master version %s', __version__)
         check_database(config)
+        make_output_dir(config)
         signal.signal(signal.SIGTERM, sig_term)
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
@@ -582,6 +584,19 @@ def check_database(config):
     """
     from .db import Database
     Database(config.dsn).close()
+
+
+def make_output_dir(config):
+    """Make the output directory ``config.output_path`` if it is missing,
+    before any task (in whatever process) looks at it.
+
+    :raises MasterError: with a one-line explanation if it can't.
+    """
+    try:
+        os.makedirs(config.output_path, exist_ok=True)
+    except OSError as exc:
+        raise MasterError('unable to make the output directory {}: {}'.format(
+            config.output_path, exc.strerror or exc)) from None
 
 
 main = PiWheelsMaster()

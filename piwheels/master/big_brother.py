@@ -132,7 +132,12 @@ class BigBrother(PauseableTask):
             self.logger.error('BigBrother: unable to read statistics: %s', exc)
             return
         if self.disk is None:
-            stat = os.statvfs(self.output_path)
+            try:
+                stat = os.statvfs(self.output_path)
+            except OSError as exc:
+                self.logger.error('BigBrother: unable to read the output\'s '
+                                  'disk space: %s', exc)
+                return
             disk_size = stat.f_frsize * stat.f_blocks
             disk_free = stat.f_frsize * stat.f_bavail
         else:

@@ -1,6 +1,7 @@
 """Tests of BigBrother: statistics from the other tasks and the test's
 PostgreSQL, sent to scripted monitors and web output queues."""
 
+import os
 from datetime import datetime, timezone
 
 import pytest
@@ -62,6 +63,18 @@ def test_big_brother_replays_stats_to_new_monitor(big_brother, queues):
     big_brother.replay_stats()
     big_brother.poll(1)
     assert queues.status.recv() == first
+
+
+def test_big_brother_without_its_output_goes_on(master_config, big_brother,
+                                               queues, caplog):
+    output = master_config.output_path
+    os.rename(output, output + '.away')
+    big_brother.gen_stats()
+    assert "unable to read the output's disk space" in caplog.text
+    assert not queues.status.socket.poll(0.2)
+    os.rename(output + '.away', output)
+    big_brother.gen_stats()
+    assert queues.status.recv()[0] == 'STATS'
 
 
 def test_big_brother_search_index(big_brother, queues):

@@ -233,6 +233,18 @@ def test_master_stops_when_a_task_process_dies(running_master, task):
     assert '{} stopped unexpectedly'.format(task) in out
 
 
+def test_master_that_cannot_make_its_output_says_why(with_build_abis,
+                                                     tmp_path, ipc_dir):
+    (tmp_path / 'file').write_text('not a directory')
+    output = str(tmp_path / 'file' / 'output')
+    code, out = finish(start_master(master_args(
+        with_build_abis[1], output, ipc_dir)))
+    assert code != 0
+    assert out.strip().splitlines()[-1] == (
+        'piw-master: error: unable to make the output directory {}: Not a '
+        'directory'.format(output))
+
+
 @pytest.mark.parametrize('queue, task', [('scribe', 'TheScribe'),
                                          ('oracle', 'TheOracle'),
                                          ('fs', 'FileJuggler'),
