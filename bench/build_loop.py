@@ -24,6 +24,11 @@ times as much, and so does every wheel and page the master writes. The
 printed cost of a file creation tells which case a run was in; ``--keep``
 deletes nothing, so that runs in a row don't slow each other down.
 
+The speed of this project's machines also varies from hour to hour (the
+same code has coordinated 430 builds/s and 600 on the same day): the bench
+first prints how long the interpreter takes over a fixed loop, so that runs
+at different times can be compared.
+
 Usage::
 
     python bench/build_loop.py [--slaves 50] [--seconds 20] [--versions 40000]
@@ -178,6 +183,16 @@ def stored_zip(members):
     end = struct.pack('<4s4H2LH', b'PK\x05\x06', 0, 0, len(members),
                       len(members), len(directory), offset, 0)
     return b''.join(local) + directory + end
+
+
+def interpreter_speed(count=3 * 10 ** 6):
+    """Return the CPU time (in seconds) this interpreter takes to add up
+    *count* numbers in a loop."""
+    start = time.process_time()
+    total = 0
+    for n in range(count):
+        total += n
+    return time.process_time() - start
 
 
 def file_create_cost(path, count=500):
@@ -563,6 +578,8 @@ def main():
     path = tempfile.mkdtemp(prefix='piwbench')
     cluster = master = monitor = None
     try:
+        print('this machine: a loop adding up 3 million numbers takes '
+              '{:.2f} s of CPU'.format(interpreter_speed()))
         print('scratch directory {}: a file creation costs {:.0f} us of '
               'CPU'.format(path, 1e6 * file_create_cost(path)))
         cluster, dsn = prepare_database(path, config.versions)
