@@ -255,7 +255,9 @@ def main(args=None):
                         'projects (default: %(default)s)')
     config = parser.parse_args(args)
     farm = Farm(config.var, config.pypi_json)
-    # SIGTERM stops the farm the way Ctrl+C does
+    # Ctrl+C stops the farm even if it was started with SIGINT ignored (as
+    # a shell script's background job is), and SIGTERM the same way
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     processes = []
     close_web = None

@@ -31,7 +31,10 @@ class FarmProcess:
             [sys.executable, '-m', 'piwheels.devfarm', '--var', str(var),
              '--pypi-json', 'http://127.0.0.1:9/pypi'],
             stdout=self.output, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL,
+            # started with SIGINT ignored, as a background job of a script
+            # (a CI runner's, say) is: Ctrl+C must stop it all the same
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
 
     def text(self):
         with open(self.output.name) as f:
