@@ -154,7 +154,8 @@ class WebOutput:
     that could escape it, and the operations the scribe needs on whole
     package directories (aliases, deletion, wheel metadata).
 
-    :param str root: the output directory (created if missing)
+    :param str root: the output directory (piw-master makes it before
+        starting its tasks)
     """
 
     def __init__(self, root):
