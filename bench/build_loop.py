@@ -531,17 +531,17 @@ def wait_for_file(path, timeout=120):
         time.sleep(0.2)
 
 
-def wait_until_quiet(output, timeout=60):
-    """Wait until no page has been written in *output* for a second."""
-    def written():
-        return sum(len(files) for _, _, files in os.walk(output))
+def wait_until_idle(pid, timeout=180, busy=0.1):
+    """Wait until process *pid* and its children used less than *busy*
+    seconds of CPU in a second (the pages held back during a run written),
+    or *timeout* seconds; return the CPU time of their last second."""
     deadline = time.monotonic() + timeout
-    before = written()
-    while time.monotonic() < deadline:
+    before = tree_cpu_seconds(pid)
+    while True:
         time.sleep(1)
-        now = written()
-        if now == before:
-            return
+        now = tree_cpu_seconds(pid)
+        if now - before < busy or time.monotonic() > deadline:
+            return now - before
         before = now
 
 
@@ -657,7 +657,11 @@ def main():
         # pages held back during the run are written; and as one takes a
         # fraction of a second while other processes come and go on two
         # cores, the median of three
-        wait_until_quiet(output)
+        waited = time.monotonic()
+        last_second = wait_until_idle(master.pid)
+        print('the master went quiet {:.0f} s after the run (its last second: '
+              '{:.2f} s of CPU)'.format(time.monotonic() - waited,
+                                         last_second))
         rates = sorted(
             config.transfer_mb / measure_transfer(
                 slave_port, file_port, config.transfer_mb * 1024 * 1024)
