@@ -413,6 +413,25 @@ def test_transport_large_message_decoder_matches_cbor2():
     assert cbor2.loads(buf)[1][:6] == [b'ab', 'cd', [1], {'k': 2}, 1.0, 1.5]
 
 
+@pytest.mark.parametrize('data', [
+    [7, bytes(range(256)) * 256],                 # LARGE_STRING exactly
+    ['name', {'k': [1]}, b'\xff' * (1024 * 1024 + 3)],
+    [b'\x00' * 65536, b'\x01' * 70000],            # only the last is spliced
+])
+def test_transport_large_trailing_bytes_encoded_as_cbor2_does(data):
+    # a large byte string ending the data is appended to cbor2's encoding of
+    # the rest: the bytes must be exactly cbor2's
+    buf = transport.encode('BIG', data)
+    assert buf == cbor2.dumps(['BIG', data])
+    assert transport.decode(buf) == ('BIG', data)
+
+
+def test_transport_byte_string_header_beyond_4_gib():
+    assert transport._byte_string_header(65536) == b'\x5a\x00\x01\x00\x00'
+    assert transport._byte_string_header(2 ** 32) == (
+        b'\x5b\x00\x00\x00\x01\x00\x00\x00\x00')
+
+
 @pytest.mark.parametrize('tail,reason', [
     (b'\x62\xff\xfe', "codec can't decode"),
     (b'\xf7', 'unsupported simple value 23'),
