@@ -531,16 +531,21 @@ def wait_for_file(path, timeout=120):
         time.sleep(0.2)
 
 
-def wait_until_idle(pid, timeout=180, busy=0.1):
-    """Wait until process *pid* and its children used less than *busy*
-    seconds of CPU in a second (the pages held back during a run written),
-    or *timeout* seconds; return the CPU time of their last second."""
+#: the CPU time (seconds) in a second under which the master counts as idle
+IDLE_CPU = 0.1
+
+
+def wait_until_idle(pid, timeout=180):
+    """Wait until process *pid* and its children used less than
+    :data:`IDLE_CPU` seconds of CPU in a second (the pages held back during
+    a run written), or *timeout* seconds; return the CPU time of their last
+    second."""
     deadline = time.monotonic() + timeout
     before = tree_cpu_seconds(pid)
     while True:
         time.sleep(1)
         now = tree_cpu_seconds(pid)
-        if now - before < busy or time.monotonic() > deadline:
+        if now - before < IDLE_CPU or time.monotonic() > deadline:
             return now - before
         before = now
 
@@ -659,9 +664,10 @@ def main():
         # cores, the median of three
         waited = time.monotonic()
         last_second = wait_until_idle(master.pid)
-        print('the master went quiet {:.0f} s after the run (its last second: '
-              '{:.2f} s of CPU)'.format(time.monotonic() - waited,
-                                         last_second))
+        print('the master {} {:.0f} s after the run (its last second: '
+              '{:.2f} s of CPU)'.format(
+                  'went quiet' if last_second < IDLE_CPU else 'was still busy',
+                  time.monotonic() - waited, last_second))
         rates = sorted(
             config.transfer_mb / measure_transfer(
                 slave_port, file_port, config.transfer_mb * 1024 * 1024)
