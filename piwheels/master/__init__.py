@@ -87,6 +87,24 @@ GC_FREEZE_AFTER = timedelta(seconds=10)
 _relay_ids = itertools.count(1)
 
 
+def batch_scheduling():
+    """Put this thread, and so every thread and task process it starts, under
+    the batch scheduling policy if it has the default one; return whether
+    it did.
+
+    The tasks pass every build along in several messages to one another, and
+    under the default policy each message's wake-up preempts the thread that
+    runs, so each task takes its queue a message at a time; under the batch
+    policy a thread keeps its turn and the next finds its messages waiting
+    together, and fewer context switches cost less CPU per build. A policy
+    an operator chose (a real-time one, say) is left alone.
+    """
+    if os.sched_getscheduler(0) != os.SCHED_OTHER:
+        return False
+    os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    return True
+
+
 def size(text):
     """Parse *text* like ``500M``, ``2G`` or ``1048576`` into bytes; an
     argparse ``type``."""
@@ -288,6 +306,7 @@ class PiWheelsMaster(Command):
         sys.setswitchinterval(SWITCH_INTERVAL)
         gc_threshold = gc.get_threshold()
         gc.set_threshold(GC_THRESHOLD, *gc_threshold[1:])
+        batched = batch_scheduling()
         ctx = transport.Context.instance()
         self.runtime_dir = tempfile.mkdtemp(prefix='piw-master-')
         for option in PROCESS_QUEUES:
@@ -312,6 +331,8 @@ class PiWheelsMaster(Command):
             sys.setswitchinterval(switch_interval)
             gc.set_threshold(*gc_threshold)
             gc.unfreeze()
+            if batched:
+                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
         failed = self.failed_tasks()
         self.tasks = []

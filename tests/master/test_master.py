@@ -6,12 +6,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 
 import pytest
 
 from piwheels import protocols, transport
+from piwheels.master import batch_scheduling
 from piwheels.protocols import SlaveStats
 
 from ..fixtures.master import master_args, slave_hello
@@ -222,6 +224,31 @@ def test_master_stops_cleanly_on_sigterm(running_master):
     assert 'Traceback' not in out
     for pid in tasks['TheScribe'] + tasks['TheOracle'] + tasks['FileJuggler']:
         assert not os.path.exists('/proc/{}'.format(pid))
+
+
+def test_master_threads_and_task_processes_are_batch_scheduled(
+        running_master):
+    process, args, output = running_master
+    pids = [process.pid] + [
+        pid for pids in task_processes(process.pid).values() for pid in pids]
+    policies = {
+        (pid, int(tid)): os.sched_getscheduler(int(tid))
+        for pid in pids for tid in os.listdir('/proc/{}/task'.format(pid))}
+    assert len(policies) > 10
+    assert set(policies.values()) == {os.SCHED_BATCH}, policies
+
+
+def test_batch_scheduling_leaves_a_policy_an_operator_chose():
+    seen = []
+
+    def thread():
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        seen.append(batch_scheduling())
+        seen.append(os.sched_getscheduler(0))
+    runner = threading.Thread(target=thread)
+    runner.start()
+    runner.join()
+    assert seen == [False, os.SCHED_IDLE]
 
 
 @pytest.mark.parametrize('task', ['TheScribe', 'TheOracle', 'FileJuggler'])
