@@ -31,6 +31,12 @@ same code has coordinated 430 builds/s and 600 on the same day): the bench
 first prints how long the interpreter takes over a fixed loop, so that runs
 at different times can be compared.
 
+These machines are virtual and hand the memory they freed back to the host
+("free page reporting"): writing into memory not used for a while runs at
+about 190 MB/s instead of 1.5 GB/s, the host backing each page again. After
+a long run, the 100 MB wheel and its copy in the output land in such memory,
+and the transfer's first rounds can fall to that speed.
+
 Usage::
 
     python bench/build_loop.py [--slaves 50] [--seconds 20] [--versions 40000]
