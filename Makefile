@@ -2,11 +2,15 @@
 # each sets up what it needs (Debian packages when root, a virtualenv, the
 # Python packages) and then does its job.
 
-PYTHON ?= python3
+# The virtualenv's interpreter: Debian's python3, which the Debian packages
+# run on (built with profile-guided and link-time optimisation: a CPython
+# built without, such as pyenv's, runs the master a fifth slower).
+PYTHON ?= $(or $(wildcard $(DEB_PYTHON)),python3)
 VENV ?= .venv
 VBIN := $(VENV)/bin
 VAR ?= var
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 TESTS ?= tests
 DEB_PYTHON := /usr/bin/python3
 # Ansible, Molecule and the linters live in their own virtualenv, so the
@@ -18,8 +22,8 @@ DEPLOY_ENV := PATH=$(CURDIR)/$(DEPLOY_BIN):$$PATH \
 	PIWHEELS_DEB_DIR=$(CURDIR)/dist \
 	PIWHEELS_WHEELHOUSE=$(CURDIR)/$(DEPLOY_VENV)/wheelhouse
 
-.PHONY: all develop sysdeps test test-venv test-debian run doc deb clean test-deploy \
-	test-debs test-molecule lint-ansible
+.PHONY: all develop sysdeps test test-venv test-debian run bench doc deb clean \
+	test-deploy test-debs test-molecule lint-ansible
 
 all: develop
 
@@ -51,6 +55,12 @@ test-debian: sysdeps $(VENV)/.installed
 
 run: develop
 	$(VBIN)/python -m piwheels.devfarm --var $(VAR)
+
+# The build loop's benchmark (bench/build_loop.py) as the .debs run the
+# master: on Debian's python3 and python3-* packages.
+bench: sysdeps
+	@scripts/install-debian-python
+	PYTHONPATH=$(CURDIR) $(DEB_PYTHON) bench/build_loop.py $(BENCH_ARGS)
 
 doc: develop
 	$(VBIN)/sphinx-build -W -b html docs docs/_build/html
