@@ -185,8 +185,8 @@ def stored_zip(members):
     uncompressed: zipfile's general writer took as much of a simulated
     slave's time as the rest of its build and transfer."""
     local, central, offset = [], [], 0
-    for name, text in members:
-        name, data = name.encode('ascii'), text.encode('utf-8')
+    for name, content in members:
+        name, data = name.encode('ascii'), content.encode('utf-8')
         crc = zlib.crc32(data)
         header = struct.pack('<4s5H3L2H', b'PK\x03\x04', 20, 0, 0, 0, ZIP_DATE,
                              crc, len(data), len(data), len(name), 0) + name
