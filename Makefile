@@ -3,8 +3,9 @@
 # Python packages) and then does its job.
 
 # The virtualenv's interpreter: Debian's python3, which the Debian packages
-# run on (built with profile-guided and link-time optimisation: a CPython
-# built without, such as pyenv's, runs the master a fifth slower).
+# run on (built with profile-guided and link-time optimisation: on a CPython
+# built without, such as pyenv's, the master coordinated 17-26% fewer builds
+# a second; see bench/build_loop.py).
 PYTHON ?= $(or $(wildcard $(DEB_PYTHON)),python3)
 VENV ?= .venv
 VBIN := $(VENV)/bin

@@ -32,9 +32,9 @@ first prints how long the interpreter takes over a fixed loop, so that runs
 at different times can be compared, and which interpreter it is. The build
 of the interpreter counts as much: Debian's ``python3``, which the Debian
 packages of piwheels run on (compiled with profile-guided and link-time
-optimisation), coordinated a fifth more builds per second here than a
-CPython of the same version compiled without them (such as pyenv's, by
-default), the same libraries in both. ``make bench`` runs this script as the
+optimisation), coordinated a fifth to a third more builds per second here
+than a CPython of the same version compiled without them (such as pyenv's,
+by default), the same libraries in both. ``make bench`` runs this script as the
 Debian packages run the master: on Debian's ``python3`` and ``python3-*``
 packages.
 
