@@ -2,10 +2,9 @@
 # each sets up what it needs (Debian packages when root, a virtualenv, the
 # Python packages) and then does its job.
 
+DEB_PYTHON := /usr/bin/python3
 # The virtualenv's interpreter: Debian's python3, which the Debian packages
-# run on (built with profile-guided and link-time optimisation: on a CPython
-# built without, such as pyenv's, the master coordinated 17-26% fewer builds
-# a second; see bench/build_loop.py).
+# run on (its optimised build counts: "Performance" in docs/master.rst).
 PYTHON ?= $(or $(wildcard $(DEB_PYTHON)),python3)
 VENV ?= .venv
 VBIN := $(VENV)/bin
@@ -13,7 +12,6 @@ VAR ?= var
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 TESTS ?= tests
-DEB_PYTHON := /usr/bin/python3
 # Ansible, Molecule and the linters live in their own virtualenv, so the
 # project's stays light (molecule/requirements.txt).
 DEPLOY_VENV ?= .venv-deploy
@@ -23,8 +21,8 @@ DEPLOY_ENV := PATH=$(CURDIR)/$(DEPLOY_BIN):$$PATH \
 	PIWHEELS_DEB_DIR=$(CURDIR)/dist \
 	PIWHEELS_WHEELHOUSE=$(CURDIR)/$(DEPLOY_VENV)/wheelhouse
 
-.PHONY: all develop sysdeps test test-venv test-debian run bench doc deb clean \
-	test-deploy test-debs test-molecule lint-ansible
+.PHONY: all develop sysdeps debian-python test test-venv test-debian run bench \
+	doc deb clean test-deploy test-debs test-molecule lint-ansible
 
 all: develop
 
@@ -41,6 +39,10 @@ $(VENV)/.installed: setup.py
 
 develop: sysdeps $(VENV)/.installed
 
+# Debian's python3-* packages the .debs depend on, for Debian's python3.
+debian-python: sysdeps
+	@scripts/install-debian-python
+
 test: test-venv test-debian
 
 test-venv: develop
@@ -50,8 +52,7 @@ test-venv: develop
 # for every test whose modules exist in Debian. piwheels itself is not
 # installed for Debian's python: PYTHONPATH lets the commands the tests start
 # in subprocesses import it too.
-test-debian: sysdeps $(VENV)/.installed
-	@scripts/install-debian-python
+test-debian: debian-python $(VENV)/.installed
 	PIWHEELS_DEPENDENCY_SET=debian PYTHONPATH=$(CURDIR) $(DEB_PYTHON) -m pytest $(PYTEST_ARGS) -m 'not venv_only' $(TESTS)
 
 run: develop
@@ -59,8 +60,7 @@ run: develop
 
 # The build loop's benchmark (bench/build_loop.py) as the .debs run the
 # master: on Debian's python3 and python3-* packages.
-bench: sysdeps
-	@scripts/install-debian-python
+bench: debian-python
 	PYTHONPATH=$(CURDIR) $(DEB_PYTHON) bench/build_loop.py $(BENCH_ARGS)
 
 doc: develop
